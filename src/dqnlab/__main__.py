@@ -1,0 +1,3 @@
+from dqnlab.cli import main
+
+main()

@@ -1,0 +1,225 @@
+"""The `dqnlab` command: parse, build a configuration, call the library, print.
+
+User mistakes (DqnlabError, click usage errors) print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import click
+import torch
+
+from dqnlab import __version__
+from dqnlab.config import PRESETS, Config, config_to_json, resolve
+from dqnlab.envs import make_env, time_limit_note
+from dqnlab.errors import DqnlabError
+from dqnlab.play import play_run
+from dqnlab.rundir import RunWriter, prepare_run_dir
+from dqnlab.training import EpisodeRecord, TrainResult, resolve_device, train
+
+HELP_SET = "Override one key, value as a TOML literal: --set learner.lr=1e-4 --set network.hidden='[64, 64]'. Repeatable."
+
+
+def config_options(command):
+    """The options shared by every command that builds a configuration."""
+    options = [
+        click.option("--preset", type=click.Choice(list(PRESETS)), default=None, help="Named base configuration [default: tutorial]."),
+        click.option("--agent", type=click.Choice(["naive", "replay"]), default=None, help="naive: learn from each transition once, as it arrives; replay: batches from a replay memory [default: replay]."),
+        click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None, help="TOML file with [env] [network] [learner] [replay] [run] tables (and optional preset, agent)."),
+        click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help=HELP_SET),
+        click.option("--env", "env_id", default=None, help="Gymnasium id (Discrete actions, flat Box observations), e.g. Acrobot-v1. Same as --set env.id=ID."),
+        click.option("--samples", type=int, default=None, help="Sample budget: environment transitions. Same as --set run.samples=N."),
+        click.option("--seed", type=int, default=None, help="Seed for weights, environment, exploration and replay. Same as --set run.seed=N."),
+        click.option("--device", default=None, help="cpu, cuda or cuda:N. Same as --set run.device=D."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def build_config(preset, agent, config_file, overrides, env_id, samples, seed, device, checkpoint_every=None) -> Config:
+    shortcuts = {"env.id": env_id, "run.samples": samples, "run.seed": seed, "run.device": device, "run.checkpoint_every": checkpoint_every}
+    extra = [f"{key}={_literal(value)}" for key, value in shortcuts.items() if value is not None]
+    return resolve(preset, agent, config_file, [*overrides, *extra])
+
+
+def _literal(value) -> str:
+    return f'"{value}"' if isinstance(value, str) else str(value)
+
+
+class UserError(click.ClickException):
+    """A DqnlabError on its way out: one line on stderr, exit code 2."""
+
+    exit_code = 2
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except DqnlabError as error:
+            raise UserError(str(error)) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="dqnlab")
+def cli() -> None:
+    """dqnlab: deep Q-learning with experience replay, as a lab.
+
+    Train the tutorial's naive and replay agents on CartPole (or any Gymnasium
+    environment with discrete actions), then watch them play.
+    """
+
+
+@cli.command("train")
+@config_options
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Run directory [default: runs/AGENT-PRESET-seedS-TIME].")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run directory at --out.")
+@click.option("--checkpoint-every", type=int, default=None, help="Save weights every K samples into checkpoints/.")
+@click.option("--save-replay", is_flag=True, help="Save the replay memory as replay.npz at the end.")
+@click.option("--tensorboard", is_flag=True, help="Write TensorBoard event files (needs dqnlab[tensorboard]).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads [default: torch's choice].")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+def train_command(preset, agent, config_file, overrides, env_id, samples, seed, device, out, overwrite, checkpoint_every, save_replay, tensorboard, threads, quiet):
+    """Train one agent for a budget of samples; print the tutorial's per-episode line.
+
+    Writes a run directory: config.json, episodes.csv, weights.pt, result.json.
+    """
+    config = build_config(preset, agent, config_file, overrides, env_id, samples, seed, device, checkpoint_every)
+    resolve_device(config.run.device)
+    env, spec = make_env(config.env)  # check the environment before anything is written
+    env.close()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    run_dir = prepare_run_dir(out or _default_out(config), overwrite)
+    writer = RunWriter(run_dir, config, tensorboard)
+    echo = (lambda *a, **k: None) if quiet else click.echo
+    note = time_limit_note(config.env, spec)
+    if note:
+        echo(note, err=True)
+    echo(f"training {config.agent} agent ({config.preset} preset) on {config.env.id}, seed {config.run.seed}, "
+         f"{config.run.samples:,} samples -> {run_dir}")  # fmt: skip
+    with _Display(config.run.samples, quiet) as display:
+        def on_episode(record: EpisodeRecord) -> None:
+            writer.episode(record)
+            display.episode(record)
+
+        try:
+            result = train(config, on_episode=on_episode, on_progress=display.advance, on_checkpoint=writer.checkpoint)
+        except KeyboardInterrupt:
+            writer.close()
+            display.stop()
+            click.echo(f"interrupted: {run_dir} is incomplete (no result.json)", err=True)
+            sys.exit(130)
+    summary = writer.finish(result, save_replay)
+    echo(_summary_line(result, summary))
+
+
+class _Display:
+    """A progress bar over the sample budget with the tutorial's lines above it."""
+
+    def __init__(self, total: int, quiet: bool) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.quiet = quiet
+        self.console = Console(highlight=False, markup=False, soft_wrap=True)
+        self.progress = Progress(
+            TextColumn("samples"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+            console=self.console, disable=quiet or not self.console.is_terminal, transient=True,
+        )  # fmt: skip
+        self.task = self.progress.add_task("train", total=total)
+
+    def __enter__(self) -> "_Display":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+    def advance(self, samples: int) -> None:
+        self.progress.update(self.task, completed=samples)
+
+    def episode(self, record: EpisodeRecord) -> None:
+        if self.quiet:
+            return
+        self.progress.update(self.task, completed=record.samples)
+        self.console.print(episode_line(record))
+
+
+def episode_line(record: EpisodeRecord) -> str:
+    """The tutorial's line. Its `last-episode-time` counted from 1 (length + 1); this prints the length."""
+    return (
+        f"total samples: {record.samples}, ep {record.episode}: high-score {record.high_score:12.3f}, "
+        f"score {record.score:12.3f}, length {record.length:4d}"
+    )
+
+
+def _summary_line(result: TrainResult, summary: dict) -> str:
+    return (
+        f"done: {summary['episodes']} episodes, {result.samples:,} samples, {summary['learn_steps']:,} learn steps, "
+        f"{summary['transitions_processed']:,} transitions processed, {result.wall_seconds:.1f} s; "
+        f"replay memory {summary['replay_bytes_per_transition']} bytes/transition"
+    )
+
+
+def _default_out(config: Config) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path("runs") / f"{config.agent}-{config.preset}-seed{config.run.seed}-{stamp}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+@cli.command("play")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--episodes", type=click.IntRange(min=1), default=10, show_default=True, help="Greedy episodes to play.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for the episodes' starting states.")
+@click.option("--max-steps", type=click.IntRange(min=1), default=10_000, show_default=True, help="Step cap per episode (a good agent on unwrapped CartPole never stops).")
+@click.option("--gif", type=click.Path(dir_okay=False), default=None, help="Write the first episode as a GIF here.")
+@click.option("--gif-frames", type=click.IntRange(min=1), default=1_000, show_default=True, help="Most frames in the GIF (20 s of CartPole).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+def play_command(run_dir, episodes, seed, max_steps, gif, gif_frames, device):
+    """Play a trained run greedily (no exploration, no learning) and print the scores."""
+    results = play_run(run_dir, device=device, episodes=episodes, seed=seed, max_steps=max_steps, gif_path=gif, gif_max_frames=gif_frames)
+    for index, ep in enumerate(results):
+        ending = "capped" if ep.capped else "ended"
+        click.echo(f"episode {index}: score {ep.score:10.3f}, length {ep.length:6d} ({ending}; reset seed {ep.seed})")
+    scores = sorted(ep.score for ep in results)
+    capped = sum(ep.capped for ep in results)
+    click.echo(
+        f"{len(results)} episodes: mean {statistics.mean(scores):.1f}, median {statistics.median(scores):.1f}, "
+        f"min {scores[0]:.1f}, max {scores[-1]:.1f}; {capped} reached the {max_steps}-step cap"
+    )
+    if gif:
+        click.echo(f"wrote {gif}")
+
+
+@cli.command("config")
+@config_options
+def config_command(preset, agent, config_file, overrides, env_id, samples, seed, device):
+    """Print the resolved configuration as JSON (what train would save as config.json)."""
+    click.echo(config_to_json(build_config(preset, agent, config_file, overrides, env_id, samples, seed, device)), nl=False)
+
+
+@cli.command("presets")
+def presets_command():
+    """List the named presets."""
+    for name, (description, _) in PRESETS.items():
+        click.echo(f"{name:10s} {description}")
+
+
+def main() -> None:
+    cli.main(prog_name="dqnlab")

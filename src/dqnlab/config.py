@@ -1,0 +1,317 @@
+"""Configuration: frozen dataclasses, named presets, TOML files and overrides.
+
+A configuration is resolved in this order, each step overriding the last:
+
+1. the preset (`tutorial` unless told otherwise),
+2. the agent (`naive` turns the preset's replay section into capacity 1,
+   batch 1, no warm-up: the tutorial's learn-on-arrival agent),
+3. the sections of a TOML file (`--config FILE`),
+4. each `--set section.key=value`, whose value is read as a TOML literal.
+
+The resolved configuration is saved as `config.json` beside every run and can
+be read back with `config_from_dict`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from dqnlab.errors import DqnlabError
+
+TD_GRADIENTS = ("full", "semi")
+LOSSES = ("mse", "huber")
+AGENTS = ("naive", "replay")
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    id: str = "CartPole-v1"
+    # None: no time limit. The tutorial plays `gym.make("CartPole-v1").unwrapped`,
+    # so an episode only ends when the pole falls or the cart leaves the track.
+    max_episode_steps: int | None = None
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    # 1024x512 ReLU: the tutorial's network (4 -> 1024 -> 512 -> 2 on CartPole).
+    hidden: tuple[int, ...] = (1024, 512)
+
+
+@dataclass(frozen=True)
+class LearnerConfig:
+    lr: float = 1e-4  # Adam's learning rate, as in the tutorial
+    gamma: float = 1.0  # the tutorial never discounts: target = r + max Q(s')
+    epsilon: float = 0.1  # constant: a uniformly random action 10% of the time
+    # "full": gradients flow through max Q(s') as in the tutorial's code (it
+    # never detaches the target). "semi": the target is a constant, as in
+    # standard DQN (Mnih et al. 2015). See docs in the README.
+    td_gradient: str = "full"
+    loss: str = "mse"  # "mse" as in the tutorial; "huber" as in Mnih et al. 2015
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    # None: every transition of the sample budget is kept (the tutorial's list
+    # never evicts). An int bounds the ring; the oldest transition is replaced.
+    capacity: int | None = None
+    batch_size: int = 64
+    warmup: int = 64  # learning starts once the memory holds this many
+    with_replacement: bool = True  # the tutorial's `random.choices`
+    updates_per_step: float = 1.0  # learn steps per environment step; 0.25 = every 4th
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    seed: int = 0
+    samples: int = 50_000  # environment transitions; the tutorial compares at 50,000
+    device: str = "cpu"  # "cpu", "cuda" or "cuda:N"
+    checkpoint_every: int | None = None  # save weights every K samples; None: never
+
+
+@dataclass(frozen=True)
+class Config:
+    preset: str = "tutorial"
+    agent: str = "replay"
+    env: EnvConfig = field(default_factory=EnvConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+SECTIONS: dict[str, type] = {
+    "env": EnvConfig,
+    "network": NetworkConfig,
+    "learner": LearnerConfig,
+    "replay": ReplayConfig,
+    "run": RunConfig,
+}
+
+PRESETS: dict[str, tuple[str, Config]] = {
+    "tutorial": (
+        "the tutorial's code exactly: unwrapped CartPole-v1, 1024x512 ReLU, Adam 1e-4, "
+        "MSE, epsilon 0.1, gamma 1, gradient through the target, batch 64 with replacement",
+        Config(),
+    ),
+    "standard": (
+        "the tutorial's network with standard DQN's TD target: semi-gradient, gamma 0.99, "
+        "500-step time limit (bootstrapped on truncation), 50,000-transition ring",
+        Config(
+            preset="standard",
+            env=EnvConfig(max_episode_steps=500),
+            learner=LearnerConfig(gamma=0.99, td_gradient="semi"),
+            replay=ReplayConfig(capacity=50_000),
+        ),
+    ),
+}
+
+
+def preset(name: str) -> Config:
+    """The named preset's configuration (with the `replay` agent)."""
+    if name not in PRESETS:
+        raise DqnlabError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return PRESETS[name][1]
+
+
+def with_agent(config: Config, agent: str) -> Config:
+    """Apply an agent to a configuration.
+
+    `replay` keeps the replay section as it is. `naive` is the tutorial's
+    learn-on-arrival agent expressed as replay settings: a memory of one
+    transition, batches of one, learning from the first step. Because each step
+    stores before it learns, the only transition it can draw is the one that
+    just arrived (tests/test_learner.py proves the equivalence).
+    """
+    if agent not in AGENTS:
+        raise DqnlabError(f"unknown agent {agent!r}; choose one of: {', '.join(AGENTS)}")
+    replay = config.replay
+    if agent == "naive":
+        replay = dataclasses.replace(replay, capacity=1, batch_size=1, warmup=1, updates_per_step=1.0)
+    return dataclasses.replace(config, agent=agent, replay=replay)
+
+
+# ---------------------------------------------------------------- resolving
+
+
+def resolve(
+    preset_name: str | None = None,
+    agent: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: typing.Sequence[str] = (),
+) -> Config:
+    """Build a validated configuration from a preset, agent, TOML file and overrides."""
+    file_data: dict[str, Any] = {}
+    if config_file is not None:
+        file_data = _read_toml(Path(config_file))
+    file_preset, file_agent = file_data.pop("preset", None), file_data.pop("agent", None)
+    preset_name = str(preset_name or file_preset or "tutorial")
+    agent = str(agent or file_agent or "replay")
+    config = with_agent(dataclasses.replace(preset(preset_name), preset=preset_name), agent)
+    config = apply_sections(config, file_data, source=f"config file {config_file}")
+    for text in overrides:
+        config = apply_override(config, text)
+    validate(config)
+    return config
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise DqnlabError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as error:
+        raise DqnlabError(f"config file {path} is not valid TOML: {error}") from None
+
+
+def apply_sections(config: Config, data: Mapping[str, Any], source: str) -> Config:
+    """Override sections of `config` with a nested mapping such as a parsed TOML file."""
+    for section, values in data.items():
+        if section not in SECTIONS:
+            allowed = ", ".join(["preset", "agent", *SECTIONS])
+            raise DqnlabError(f"{source}: unknown key {section!r}; allowed top-level keys: {allowed}")
+        if not isinstance(values, Mapping):
+            raise DqnlabError(f"{source}: {section!r} must be a table of keys, e.g. [{section}]")
+        for key, value in values.items():
+            config = set_value(config, f"{section}.{key}", value)
+    return config
+
+
+def apply_override(config: Config, text: str) -> Config:
+    """Apply one `section.key=value` override; the value is a TOML literal."""
+    path, sep, raw = text.partition("=")
+    if not sep or "." not in path:
+        raise DqnlabError(f"override {text!r} must look like section.key=value, e.g. learner.lr=1e-4")
+    path = path.strip()
+    section, _, key = path.partition(".")
+    expected = _field_type(section, key)
+    return set_value(config, path, _parse_literal(raw.strip(), expected, path))
+
+
+def _parse_literal(raw: str, expected: Any, path: str) -> Any:
+    if raw.lower() in ("none", "null") and _is_optional(expected):
+        return None
+    try:
+        return tomllib.loads(f"value = {raw}")["value"]
+    except tomllib.TOMLDecodeError:
+        if _base_type(expected) is str:  # a bare word for a string field: env.id=Acrobot-v1
+            return raw
+        raise DqnlabError(f"{path}={raw!r} is not a TOML literal (e.g. 64, 1e-4, true, \"semi\", [64, 64])") from None
+
+
+def set_value(config: Config, path: str, value: Any) -> Config:
+    """Return `config` with `section.key` set to `value`, type-checked."""
+    section, _, key = path.partition(".")
+    expected = _field_type(section, key)
+    checked = _check_type(value, expected, path)
+    sub = dataclasses.replace(getattr(config, section), **{key: checked})
+    return dataclasses.replace(config, **{section: sub})
+
+
+def _field_type(section: str, key: str) -> Any:
+    if section not in SECTIONS:
+        raise DqnlabError(f"unknown section {section!r}; sections are: {', '.join(SECTIONS)}")
+    hints = typing.get_type_hints(SECTIONS[section])
+    if key not in hints:
+        raise DqnlabError(f"unknown key {section}.{key}; {section} keys are: {', '.join(hints)}")
+    return hints[key]
+
+
+def _is_optional(expected: Any) -> bool:
+    return isinstance(expected, types.UnionType) and type(None) in typing.get_args(expected)
+
+
+def _base_type(expected: Any) -> Any:
+    if _is_optional(expected):
+        return next(arg for arg in typing.get_args(expected) if arg is not type(None))
+    return expected
+
+
+def _check_type(value: Any, expected: Any, path: str) -> Any:
+    if value is None and _is_optional(expected):
+        return None
+    base = _base_type(expected)
+    if typing.get_origin(base) is tuple:
+        if isinstance(value, (list, tuple)) and all(_is_int(v) for v in value):
+            return tuple(int(v) for v in value)
+        raise DqnlabError(f"{path} must be a list of integers, e.g. [64, 64]; got {value!r}")
+    if base is bool and isinstance(value, bool):
+        return value
+    if base is int and _is_int(value):
+        return int(value)
+    if base is float and (_is_int(value) or isinstance(value, float)):
+        return float(value)
+    if base is str and isinstance(value, str):
+        return value
+    kind = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[base]
+    suffix = " (or none)" if _is_optional(expected) else ""
+    raise DqnlabError(f"{path} must be {kind}{suffix}; got {value!r}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# ---------------------------------------------------------------- validation
+
+
+def validate(config: Config) -> None:
+    """Raise DqnlabError naming the first value outside its allowed range."""
+    env, net, learner, replay, run = config.env, config.network, config.learner, config.replay, config.run
+    capacity = replay.capacity if replay.capacity is not None else run.samples
+    exact = replay.with_replacement  # without replacement a batch needs batch_size distinct transitions
+    checks = [  # (key, allowed, rule)
+        ("env.id", bool(env.id), "must not be empty"),
+        ("env.max_episode_steps", env.max_episode_steps is None or env.max_episode_steps >= 1, "must be >= 1 (or none)"),
+        ("network.hidden", len(net.hidden) >= 1 and min(net.hidden) >= 1, "must be one or more widths >= 1"),
+        ("learner.lr", learner.lr > 0, "must be > 0"),
+        ("learner.gamma", 0 <= learner.gamma <= 1, "must be in [0, 1]"),
+        ("learner.epsilon", 0 <= learner.epsilon <= 1, "must be in [0, 1]"),
+        ("learner.td_gradient", learner.td_gradient in TD_GRADIENTS, f"must be one of {', '.join(TD_GRADIENTS)}"),
+        ("learner.loss", learner.loss in LOSSES, f"must be one of {', '.join(LOSSES)}"),
+        ("replay.capacity", replay.capacity is None or replay.capacity >= 1, "must be >= 1 (or none: unbounded)"),
+        ("replay.batch_size", replay.batch_size >= 1, "must be >= 1"),
+        ("replay.warmup", replay.warmup >= 1, "must be >= 1 (nothing can be drawn from an empty memory)"),
+        ("replay.updates_per_step", replay.updates_per_step > 0, "must be > 0"),
+        ("replay.capacity", exact or capacity >= replay.batch_size, "must be >= replay.batch_size when sampling without replacement"),
+        ("replay.warmup", exact or replay.warmup >= replay.batch_size, "must be >= replay.batch_size when sampling without replacement"),
+        ("run.seed", 0 <= run.seed < 2**63, "must be in [0, 2**63)"),
+        ("run.samples", run.samples >= 1, "must be >= 1"),
+        ("run.checkpoint_every", run.checkpoint_every is None or run.checkpoint_every >= 1, "must be >= 1 (or none)"),
+        ("replay.warmup", replay.capacity is None or replay.warmup <= replay.capacity, "must be <= replay.capacity, or learning never starts"),
+        ("run.device", run.device == "cpu" or re.fullmatch(r"cuda(:\d+)?", run.device) is not None, "must be cpu, cuda or cuda:N"),
+    ]
+    for key, allowed, rule in checks:
+        if not allowed:
+            section, _, name = key.partition(".")
+            raise DqnlabError(f"{key} {rule}; got {getattr(getattr(config, section), name)!r}")
+
+
+# ---------------------------------------------------------------- JSON
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    data = dataclasses.asdict(config)
+    data["network"]["hidden"] = list(config.network.hidden)
+    return data
+
+
+def config_to_json(config: Config) -> str:
+    return json.dumps(config_to_dict(config), indent=2) + "\n"
+
+
+def config_from_dict(data: Mapping[str, Any], source: str = "config") -> Config:
+    """Rebuild a Config from `config_to_dict`'s output, checking every key and type."""
+    data = dict(data)
+    base = Config(preset=str(data.pop("preset", "tutorial")), agent=str(data.pop("agent", "replay")))
+    config = apply_sections(base, data, source=source)
+    validate(config)
+    return config

@@ -1,0 +1,86 @@
+"""Greedy play: a trained Q-network acts, nothing learns, nothing explores.
+
+A good agent on unwrapped CartPole never stops by itself, so every episode is
+capped at `max_steps`; an episode that reaches the cap is reported as capped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from dqnlab import seeding
+from dqnlab.config import Config
+from dqnlab.envs import make_env
+from dqnlab.errors import DqnlabError
+from dqnlab.learner import greedy_action
+from dqnlab.networks import QNetwork
+from dqnlab.rundir import WEIGHTS, load_config, load_network
+from dqnlab.training import resolve_device
+
+
+
+@dataclass(frozen=True)
+class PlayEpisode:
+    seed: int  # the reset seed: replay this episode with env.reset(seed=seed)
+    score: float
+    length: int
+    terminated: bool  # the episode ended by itself (pole fell, goal reached, ...)
+    capped: bool  # stopped at max_steps (or by the environment's time limit)
+
+
+def play(
+    network: QNetwork,
+    config: Config,
+    episodes: int = 10,
+    seed: int = 0,
+    max_steps: int = 10_000,
+    gif_path: str | Path | None = None,
+    gif_max_frames: int = 1_000,
+) -> list[PlayEpisode]:
+    """Play `episodes` greedy episodes; record the first as a GIF if asked."""
+    if episodes < 1 or max_steps < 1 or gif_max_frames < 1:
+        raise DqnlabError(f"episodes, max_steps and gif frames must be >= 1; got {episodes}, {max_steps}, {gif_max_frames}")
+    device = next(network.parameters()).device
+    env, _ = make_env(config.env, render_mode="rgb_array" if gif_path else None)
+    reset_seeds = seeding.ResetSeeds(seed, "evaluate")
+    results, frames = [], []
+    for index in range(episodes):
+        reset_seed = reset_seeds.next()
+        obs, _ = env.reset(seed=reset_seed)
+        recording = gif_path is not None and index == 0
+        score, length, terminated, truncated = 0.0, 0, False, False
+        while not (terminated or truncated) and length < max_steps:
+            if recording and len(frames) < gif_max_frames:
+                frames.append(env.render())
+            obs, reward, terminated, truncated, _ = env.step(greedy_action(network, obs, device))
+            score += float(reward)
+            length += 1
+        results.append(PlayEpisode(reset_seed, score, length, bool(terminated), not terminated))
+    env.close()
+    if gif_path is not None:
+        write_gif(frames, Path(gif_path), fps=env.metadata.get("render_fps") or 50)
+    return results
+
+
+def play_run(run_dir: str | Path, device: str = "cpu", **kwargs) -> list[PlayEpisode]:
+    """Load a run directory's final weights and play them."""
+    config = load_config(run_dir)
+    _, spec = make_env(config.env)
+    network = load_network(Path(run_dir) / WEIGHTS, spec.obs_dim, spec.n_actions, resolve_device(device))
+    return play(network, config, **kwargs)
+
+
+def write_gif(frames: list[np.ndarray], path: Path, fps: int = 50) -> None:
+    """Write RGB frames (H, W, 3) as a looping GIF; CartPole renders at 50 fps, its real time."""
+    from PIL import Image
+
+    if not frames:
+        raise DqnlabError("no frames to write: the environment rendered nothing")
+    if path.parent and not path.parent.is_dir():
+        raise DqnlabError(f"cannot write {path}: folder {path.parent} does not exist")
+    images = [Image.fromarray(frame) for frame in frames]
+    tmp = path.with_name(path.name + ".tmp")
+    images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
+    tmp.replace(path)

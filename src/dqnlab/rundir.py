@@ -1,0 +1,174 @@
+"""Run directories: what one training run leaves on disk, and how to read it back.
+
+    RUN_DIR/
+      config.json        the resolved configuration (written first)
+      episodes.csv       one row per finished episode, flushed as it ends
+      weights.pt         final Q-network state_dict (torch.load(..., weights_only=True))
+      checkpoints/       samples-000010000.pt ... when run.checkpoint_every is set
+      replay.npz         the replay memory, with --save-replay (no pickle)
+      tensorboard/       event files, with --tensorboard
+      result.json        totals; written last, so its presence means "complete"
+
+Analysis reads only these files, never the training code's objects.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dqnlab import __version__
+from dqnlab.config import Config, config_from_dict, config_to_json
+from dqnlab.errors import DqnlabError
+from dqnlab.networks import QNetwork
+from dqnlab.training import EpisodeRecord, TrainResult
+
+CONFIG, EPISODES, WEIGHTS, RESULT, REPLAY = "config.json", "episodes.csv", "weights.pt", "result.json", "replay.npz"
+CHECKPOINTS, TENSORBOARD = "checkpoints", "tensorboard"
+EPISODE_COLUMNS = [f.name for f in fields(EpisodeRecord)]
+
+
+def prepare_run_dir(path: str | Path, overwrite: bool = False) -> Path:
+    """Create an empty run directory; refuse to clobber anything that is not ours."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise DqnlabError(f"{path} exists and is not a directory; choose another --out")
+    if path.is_dir() and any(path.iterdir()):
+        if not overwrite:
+            raise DqnlabError(f"{path} already holds files; pass --overwrite to replace the run, or choose another --out")
+        if not (path / CONFIG).is_file():
+            raise DqnlabError(f"{path} is not a dqnlab run directory (no {CONFIG}); refusing to overwrite it")
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def save_weights(network: QNetwork, path: Path) -> None:
+    """Write a CPU state_dict atomically: a crash never leaves half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({k: v.detach().cpu() for k, v in network.state_dict().items()}, tmp)
+    os.replace(tmp, path)
+
+
+class RunWriter:
+    """Writes one run directory as training goes."""
+
+    def __init__(self, path: Path, config: Config, tensorboard: bool = False) -> None:
+        self.path = path
+        _atomic_write_text(path / CONFIG, config_to_json(config))
+        self._csv_file = (path / EPISODES).open("w", newline="")
+        self._csv = csv.writer(self._csv_file)
+        self._csv.writerow(EPISODE_COLUMNS)
+        self._tb = _tensorboard_writer(path / TENSORBOARD) if tensorboard else None
+
+    def episode(self, record: EpisodeRecord) -> None:
+        self._csv.writerow(["" if v is None else v for v in asdict(record).values()])
+        self._csv_file.flush()
+        if self._tb is not None:
+            for key in ("score", "length", "high_score"):
+                self._tb.add_scalar(f"charts/{key}", getattr(record, key), record.samples)
+            if record.td_loss is not None:
+                self._tb.add_scalar("losses/td_loss", record.td_loss, record.samples)
+
+    def checkpoint(self, samples: int, network: QNetwork) -> None:
+        (self.path / CHECKPOINTS).mkdir(exist_ok=True)
+        save_weights(network, self.path / CHECKPOINTS / f"samples-{samples:09d}.pt")
+
+    def finish(self, result: TrainResult, save_replay: bool = False) -> dict[str, Any]:
+        """Write the weights (and replay memory), then result.json last."""
+        self.close()
+        save_weights(result.learner.network, self.path / WEIGHTS)
+        if save_replay:
+            result.buffer.save(self.path / REPLAY)
+        summary = summarize(result)
+        _atomic_write_text(self.path / RESULT, json.dumps(summary, indent=2) + "\n")
+        return summary
+
+    def close(self) -> None:
+        if not self._csv_file.closed:
+            self._csv_file.close()
+        if self._tb is not None:
+            self._tb.close()
+
+
+def _tensorboard_writer(path: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise DqnlabError("--tensorboard needs the tensorboard package: pip install 'dqnlab[tensorboard]'") from None
+    return SummaryWriter(log_dir=str(path))
+
+
+def summarize(result: TrainResult) -> dict[str, Any]:
+    """The run's totals, as written to result.json."""
+    episodes = result.episodes
+    return {
+        "status": "complete",
+        "samples": result.samples,
+        "episodes": len(episodes),
+        "high_score": max((e.score for e in episodes), default=None),
+        "learn_steps": result.learner.learn_steps,
+        "transitions_processed": result.transitions_processed,
+        "wall_seconds": round(result.wall_seconds, 3),
+        "env_id": result.spec.id,
+        "obs_dim": result.spec.obs_dim,
+        "n_actions": result.spec.n_actions,
+        "replay_capacity": result.buffer.capacity,
+        "replay_bytes_per_transition": result.buffer.bytes_per_transition,
+        "device": str(result.learner.device),
+        "torch_version": torch.__version__,
+        "dqnlab_version": __version__,
+    }
+
+
+# ---------------------------------------------------------------- reading
+
+
+def load_config(run_dir: str | Path) -> Config:
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        raise DqnlabError(f"{run_dir} is not a dqnlab run directory: it has no {CONFIG}")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DqnlabError(f"{path} is not valid JSON: {error}") from None
+    return config_from_dict(data, source=str(path))
+
+
+def load_network(path: str | Path, obs_dim: int, n_actions: int, device: torch.device | str = "cpu") -> QNetwork:
+    """A Q-network from a weights file, its shape read from the file and checked."""
+    path = Path(path)
+    if not path.is_file():
+        raise DqnlabError(f"{path} does not exist: the run has no weights (did it finish?)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for unreadable or unsafe files
+        raise DqnlabError(f"{path} is not a readable weights file: {str(error).splitlines()[0]}") from None
+    weights = [state.get(f"layers.{i}.weight") for i in range(len(state) // 2)] if isinstance(state, dict) else [None]
+    if not weights or any(w is None or w.dim() != 2 for w in weights):
+        raise DqnlabError(f"{path} does not hold a dqnlab Q-network (expected layers.N.weight/bias tensors)")
+    hidden = tuple(int(w.shape[0]) for w in weights[:-1])
+    if int(weights[0].shape[1]) != obs_dim or int(weights[-1].shape[0]) != n_actions:
+        raise DqnlabError(
+            f"{path} maps {weights[0].shape[1]} inputs to {weights[-1].shape[0]} actions, "
+            f"but the environment has {obs_dim} observations and {n_actions} actions"
+        )
+    network = QNetwork(obs_dim, n_actions, hidden)
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as error:
+        raise DqnlabError(f"{path} does not match a {hidden} network: {str(error).splitlines()[0]}") from None
+    return network.to(device)

@@ -1,0 +1,150 @@
+"""The training loop: one agent, one seed, a budget of environment samples.
+
+Each environment step, as in the tutorial's replay code:
+
+    action = learner.act(obs)
+    next_obs, reward, terminated, truncated = env.step(action)
+    buffer.add(obs, action, reward, next_obs, terminated, truncated)   # store first,
+    learner.learn(buffer.sample(batch_size))                           # then learn
+
+so the newest transition can be drawn in its own step's batch. Learning starts
+once the buffer holds `replay.warmup` transitions. The loop stops after exactly
+`run.samples` transitions; an episode still running then is not finished and
+is not reported.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from dqnlab import runtime, seeding
+from dqnlab.config import Config
+from dqnlab.envs import EnvSpec, make_env
+from dqnlab.errors import DqnlabError
+from dqnlab.learner import Learner
+from dqnlab.networks import QNetwork, build_network
+from dqnlab.replay import ReplayBuffer
+
+
+@dataclass(frozen=True)
+class EpisodeRecord:
+    """One finished episode, as written to episodes.csv."""
+
+    episode: int  # 0-based, as the tutorial counts
+    samples: int  # environment transitions so far, this episode's included
+    score: float  # sum of rewards
+    length: int  # steps in the episode
+    high_score: float  # best score so far, this one included
+    learn_steps: int  # gradient steps so far
+    wall_seconds: float  # since training started
+    td_loss: float | None  # mean loss over this episode's learn steps; None if none
+
+
+@dataclass
+class TrainResult:
+    config: Config
+    spec: EnvSpec
+    learner: Learner
+    buffer: ReplayBuffer
+    episodes: list[EpisodeRecord] = field(default_factory=list)
+    samples: int = 0
+    wall_seconds: float = 0.0
+
+    @property
+    def transitions_processed(self) -> int:
+        """Transitions the learner computed a TD error for (the tutorial's "64x more")."""
+        return self.learner.learn_steps * self.config.replay.batch_size
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device for `run.device`, refusing CUDA where there is none."""
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DqnlabError(f"run.device is {name!r} but this machine has no CUDA GPU (or torch is a CPU build)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise DqnlabError(f"run.device is {name!r} but only {torch.cuda.device_count()} CUDA device(s) exist")
+    return device
+
+
+def initial_network(config: Config, spec: EnvSpec, device: torch.device) -> QNetwork:
+    """The seed's initial network: the same weights for every variant of equal shape."""
+    generator = seeding.torch_generator(config.run.seed, "network")
+    network = build_network(spec.obs_dim, spec.n_actions, config.network.hidden, generator)
+    return network.to(device)
+
+
+def replay_capacity(config: Config) -> int:
+    """Slots to preallocate: the configured capacity, never more than the budget."""
+    capacity = config.replay.capacity
+    return config.run.samples if capacity is None else min(capacity, config.run.samples)
+
+
+def train(
+    config: Config,
+    on_episode: Callable[[EpisodeRecord], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    on_checkpoint: Callable[[int, QNetwork], None] | None = None,
+    progress_every: int = 500,
+) -> TrainResult:
+    """Train one agent for `config.run.samples` environment transitions.
+
+    Callbacks: `on_episode(record)` after each finished episode,
+    `on_progress(samples)` every `progress_every` samples, and
+    `on_checkpoint(samples, network)` every `run.checkpoint_every` samples.
+    """
+    run, replay = config.run, config.replay
+    runtime.tune_allocator()
+    device = resolve_device(run.device)
+    env, spec = make_env(config.env)
+    learner = Learner(initial_network(config, spec, device), config.learner, seeding.numpy_generator(run.seed, "explore"))
+    buffer = ReplayBuffer(replay_capacity(config), spec.obs_dim)
+    replay_rng = seeding.numpy_generator(run.seed, "replay")
+    reset_seeds = seeding.ResetSeeds(run.seed, "env")
+    result = TrainResult(config, spec, learner, buffer)
+
+    start = time.perf_counter()
+    obs, _ = env.reset(seed=reset_seeds.next())
+    score, length, high_score, update_credit = 0.0, 0, float("-inf"), 0.0
+    loss_sum, losses = torch.zeros((), device=device), 0
+    for sample in range(1, run.samples + 1):
+        action = learner.act(obs)
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        buffer.add(obs, action, reward, next_obs, terminated, truncated)
+        if len(buffer) >= replay.warmup:
+            update_credit += replay.updates_per_step
+            while update_credit >= 1.0:
+                batch = buffer.sample(replay.batch_size, replay_rng, replay.with_replacement, device)
+                loss_sum += learner.learn(batch)
+                losses += 1
+                update_credit -= 1.0
+        score += float(reward)
+        length += 1
+        if terminated or truncated:
+            high_score = max(high_score, score)
+            record = EpisodeRecord(
+                episode=len(result.episodes), samples=sample, score=score, length=length,
+                high_score=high_score, learn_steps=learner.learn_steps,
+                wall_seconds=time.perf_counter() - start,
+                td_loss=float(loss_sum) / losses if losses else None,
+            )  # fmt: skip
+            result.episodes.append(record)
+            if on_episode is not None:
+                on_episode(record)
+            obs, _ = env.reset(seed=reset_seeds.next())
+            score, length = 0.0, 0
+            loss_sum, losses = torch.zeros((), device=device), 0
+        else:
+            obs = next_obs
+        if on_progress is not None and sample % progress_every == 0:
+            on_progress(sample)
+        if on_checkpoint is not None and run.checkpoint_every and sample % run.checkpoint_every == 0:
+            on_checkpoint(sample, learner.network)
+    env.close()
+    result.samples = run.samples
+    result.wall_seconds = time.perf_counter() - start
+    return result

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import torch
+
+from dqnlab import seeding
+
+
+def test_one_seed_repeats_exactly():
+    assert seeding.numpy_generator(3, "explore").random(5).tolist() == seeding.numpy_generator(3, "explore").random(5).tolist()
+    a = torch.rand(5, generator=seeding.torch_generator(3, "network"))
+    b = torch.rand(5, generator=seeding.torch_generator(3, "network"))
+    assert torch.equal(a, b)
+
+
+def test_seeds_and_streams_differ():
+    draws = {
+        (seed, stream): tuple(seeding.numpy_generator(seed, stream).random(3))
+        for seed in (0, 1)
+        for stream in seeding.STREAMS
+    }
+    assert len(set(draws.values())) == len(draws)
+    nets = [torch.rand(3, generator=seeding.torch_generator(s, "network")) for s in (0, 1)]
+    assert not torch.equal(*nets)
+
+
+def test_reset_seeds_are_a_reproducible_sequence():
+    first, second = seeding.ResetSeeds(5), seeding.ResetSeeds(5)
+    a = [first.next() for _ in range(20)]
+    assert a == [second.next() for _ in range(20)]
+    assert len(set(a)) == 20
+    assert a != [seeding.ResetSeeds(6).next() for _ in range(20)]
+    assert a != [seeding.ResetSeeds(5, "evaluate").next() for _ in range(20)]
