@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from dqnlab import seeding
 from dqnlab.config import LearnerConfig
 from dqnlab.learner import Learner, make_optimizer, td_loss
 from dqnlab.networks import build_network
 from dqnlab.replay import Batch, ReplayBuffer
+from tests import tutorial_reference as tutorial
 
 
 def linear_q_network():
@@ -70,50 +70,6 @@ def test_semi_gradient_treats_the_target_as_a_constant():
     assert grads["full"] == pytest.approx([-8.0, 16.0])
 
 
-def tutorial_naive_learn(network, optimizer, state, action, reward, state_, done):
-    """The tutorial's `Agent.learn(state, action, reward, state_, done)`, line for line."""
-    optimizer.zero_grad()
-    state = torch.tensor(state).float().detach().unsqueeze(0)
-    state_ = torch.tensor(state_).float().detach().unsqueeze(0)
-    reward = torch.tensor(reward).float().detach()
-    qValues = network(state)
-    nextQValues = network(state_)
-    predictedValueOfNow = qValues[0][action]
-    futureActionValue = nextQValues[0].max()
-    trueValueOfNow = reward + futureActionValue * (1 - done)
-    loss = nn.MSELoss()(trueValueOfNow, predictedValueOfNow)
-    loss.backward()
-    optimizer.step()
-
-
-def tutorial_replay_learn(network, optimizer, memory, batchSize, choices):
-    """The tutorial's batched `Agent.learn(memory, batchSize)`, with its draw made by `choices`."""
-    if len(memory) < batchSize:
-        return
-    optimizer.zero_grad()
-    randomMemories = choices(memory, k=batchSize)
-    memories = np.stack(np.array(randomMemories, dtype=object))
-    states, actions, rewards, states_, dones = memories.T
-    states, actions, rewards, states_, dones = (
-        np.stack(states), np.stack(actions), np.stack(rewards), np.stack(states_), np.stack(dones)
-    )
-    states = torch.tensor(states).float()
-    actions = torch.tensor(actions.astype(np.int64))
-    rewards = torch.tensor(rewards.astype(np.float64)).float()
-    states_ = torch.tensor(states_).float()
-    dones = torch.tensor(dones.astype(bool))
-    qValues = network(states)
-    nextQValues = network(states_)
-    batchIndecies = np.arange(batchSize, dtype=np.int64)
-    nowValues = qValues[batchIndecies, actions]
-    futureValues = torch.max(nextQValues, dim=1)[0]
-    futureValues[dones] = 0.0
-    trueValuesOfNow = rewards + futureValues
-    loss = nn.MSELoss()(trueValuesOfNow, nowValues)
-    loss.backward()
-    optimizer.step()
-
-
 def random_transitions(count, seed=0):
     rng = np.random.default_rng(seed)
     for t in range(count):
@@ -136,7 +92,7 @@ def test_naive_agent_is_exactly_the_tutorials_learn_on_arrival():
     for state, action, reward, state_, done in random_transitions(300):
         buffer.add(state, action, reward, state_, done, False)
         ours.learn(buffer.sample(1, rng))
-        tutorial_naive_learn(reference, reference_optimizer, state, action, reward, state_, done)
+        tutorial.naive_learn(reference, reference_optimizer, state, action, reward, state_, done)
     for a, b in zip(ours.network.parameters(), reference.parameters()):
         assert torch.equal(a, b)
     assert ours.learn_steps == 300
@@ -159,7 +115,7 @@ def test_replay_agent_is_exactly_the_tutorials_batched_learn():
         memory.append([state, action, reward, state_, done])
         if len(buffer) >= 16:
             ours.learn(buffer.sample(16, ours_rng))
-        tutorial_replay_learn(reference, reference_optimizer, memory, 16, choices)
+        tutorial.replay_learn(reference, reference_optimizer, memory, 16, choices)
     for a, b in zip(ours.network.parameters(), reference.parameters()):
         assert torch.equal(a, b)
     assert ours.learn_steps == 200 - 16 + 1

@@ -1,0 +1,79 @@
+"""Replay sampling: the tutorial's Python list vs dqnlab's ring buffer, side by side.
+
+For each memory size, both stores hold the same CartPole-shaped transitions;
+each timed call draws a batch of 64 uniformly with replacement and turns it
+into the learner's tensors (float32 states, int64 actions, bool dones). Also
+times adding one transition. Prints medians over repeats and the ratio.
+
+    python benchmarks/bench_replay.py [--repeats 7] [--calls 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import random
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from dqnlab.replay import ReplayBuffer
+
+BATCH = 64
+
+
+def tutorial_sample(memory: list, batch_size: int):
+    """The tutorial's learn() up to the tensors, as printed in the tutorial."""
+    randomMemories = random.choices(memory, k=batch_size)
+    memories = np.stack(np.array(randomMemories, dtype=object))
+    states, actions, rewards, states_, dones = memories.T
+    states, actions, rewards, states_, dones = (
+        np.stack(states), np.stack(actions), np.stack(rewards), np.stack(states_), np.stack(dones)
+    )
+    return (
+        torch.tensor(states).float(), torch.tensor(actions.astype(np.int64)), torch.tensor(rewards).float(),
+        torch.tensor(states_).float(), torch.tensor(dones.astype(bool)),
+    )  # fmt: skip
+
+
+def timed(fn, calls: int) -> float:
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - start) / calls * 1e6  # microseconds per call
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--calls", type=int, default=2000)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print(f"machine: {platform.machine()}, {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}")
+    print(f"batch {BATCH}, median of {args.repeats} repeats x {args.calls} calls, microseconds per call")
+    print(f"{'memory':>8} {'tutorial sample':>16} {'dqnlab sample':>14} {'ratio':>7} {'tutorial add':>13} {'dqnlab add':>11}")
+    rng = np.random.default_rng(0)
+    for size in (1_000, 10_000, 50_000):
+        states = rng.normal(size=(size + 1, 4)).astype(np.float32)
+        memory = [[states[i], int(i % 2), 1.0, states[i + 1], False] for i in range(size)]
+        buffer = ReplayBuffer(size + args.calls * args.repeats, 4)
+        for s, a, r, s_, d in memory:
+            buffer.add(s, a, r, s_, d, False)
+        draw = np.random.default_rng(1)
+        tut, ours, tut_add, our_add = [], [], [], []
+        for _ in range(args.repeats):  # interleaved, so both see the same machine load
+            tut.append(timed(lambda: tutorial_sample(memory, BATCH), args.calls))
+            ours.append(timed(lambda: buffer.sample(BATCH, draw), args.calls))
+            scratch = list(memory[:10])
+            tut_add.append(timed(lambda: scratch.append([states[0], 1, 1.0, states[1], False]), args.calls))
+            our_add.append(timed(lambda: buffer.add(states[0], 1, 1.0, states[1], False, False), args.calls))
+        t, o = statistics.median(tut), statistics.median(ours)
+        print(f"{size:>8} {t:>16.1f} {o:>14.1f} {t / o:>6.1f}x {statistics.median(tut_add):>13.2f} {statistics.median(our_add):>11.2f}")
+        buffer_cap = buffer.capacity
+    print(f"memory per transition: dqnlab {ReplayBuffer(1, 4).bytes_per_transition} bytes (preallocated for capacity {buffer_cap:,})")
+
+
+if __name__ == "__main__":
+    main()
