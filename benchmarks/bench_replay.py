@@ -15,6 +15,7 @@ import platform
 import random
 import statistics
 import time
+import tracemalloc
 
 import numpy as np
 import torch
@@ -71,8 +72,20 @@ def main() -> None:
             our_add.append(timed(lambda: buffer.add(states[0], 1, 1.0, states[1], False, False), args.calls))
         t, o = statistics.median(tut), statistics.median(ours)
         print(f"{size:>8} {t:>16.1f} {o:>14.1f} {t / o:>6.1f}x {statistics.median(tut_add):>13.2f} {statistics.median(our_add):>11.2f}")
-        buffer_cap = buffer.capacity
-    print(f"memory per transition: dqnlab {ReplayBuffer(1, 4).bytes_per_transition} bytes (preallocated for capacity {buffer_cap:,})")
+    print(f"memory per transition: tutorial list {list_bytes_per_transition():.0f} bytes, "
+          f"dqnlab ring {ReplayBuffer(1, 4).bytes_per_transition} bytes")  # fmt: skip
+
+
+def list_bytes_per_transition(count: int = 20_000) -> float:
+    """Bytes the tutorial's list holds per transition: a 5-item list, two fresh float32 arrays, a float."""
+    rng = np.random.default_rng(0)
+    tracemalloc.start()
+    memory = []
+    for i in range(count):
+        memory.append([rng.normal(size=4).astype(np.float32), i % 2, 1.0, rng.normal(size=4).astype(np.float32), False])
+    size, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return size / count
 
 
 if __name__ == "__main__":

@@ -117,3 +117,14 @@ def test_cuda_is_refused_without_a_gpu():
         pytest.skip("this machine has a GPU")
     with pytest.raises(DqnlabError, match="no CUDA GPU"):
         train(resolve("tutorial", overrides=["run.device=cuda"]))
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_training_on_cuda_matches_the_cpu_run_closely():
+    """On a GPU the same seed gives the same episodes until float rounding makes them drift."""
+    gpu = train(tiny_config("replay", "run.device=cuda", "run.samples=300"))
+    assert str(gpu.learner.device).startswith("cuda")
+    assert all(p.is_cuda for p in gpu.learner.network.parameters())
+    cpu = train(tiny_config("replay", "run.samples=300"))
+    assert gpu.episodes[0].length == cpu.episodes[0].length  # before learning has moved anything
+    assert gpu.learner.learn_steps == cpu.learner.learn_steps

@@ -73,8 +73,11 @@ def choose_action(network, observation):
     return action
 
 
-def run_replay_agent(env, network, optimizer, samples: int, batch_size: int = 64) -> list[float]:
-    """The replay agent's main loop, stopped after `samples` transitions; returns finished scores."""
+def run_agent(env, network, optimizer, samples: int, replay: bool, batch_size: int = 64) -> list[float]:
+    """The main loop of the replay (or naive) agent, stopped after `samples` transitions.
+
+    Returns the scores of the finished episodes.
+    """
     memory, scores, numSamples = [], [], 0
     while numSamples < samples:
         done = False
@@ -83,8 +86,11 @@ def run_replay_agent(env, network, optimizer, samples: int, batch_size: int = 64
         while not done and numSamples < samples:
             action = choose_action(network, state)
             state_, reward, done, _, _ = env.step(action)
-            memory.append([state, action, reward, state_, done])
-            replay_learn(network, optimizer, memory, batch_size)
+            if replay:
+                memory.append([state, action, reward, state_, done])
+                replay_learn(network, optimizer, memory, batch_size)
+            else:
+                naive_learn(network, optimizer, state, action, reward, state_, done)
             state = state_
             numSamples += 1
             score += reward
