@@ -48,7 +48,7 @@ def test_store_then_learn_from_warmup_on():
     assert naive.learner.learn_steps == 300 and naive.transitions_processed == 300
 
 
-@pytest.mark.parametrize("updates, expected", [(0.25, 70), (2.0, 562), (1.5, 421)])
+@pytest.mark.parametrize("updates, expected", [(0.25, 70), (2.0, 562), (1.5, 421), (0.1, 28)])
 def test_updates_per_step(updates, expected):
     result = train(tiny_config("replay", "run.samples=300", "replay.warmup=20", f"replay.updates_per_step={updates}"))
     assert result.learner.learn_steps == expected  # int(281 * updates)

@@ -18,7 +18,7 @@ from dqnlab.config import PRESETS, Config, config_to_json, resolve
 from dqnlab.envs import make_env, time_limit_note
 from dqnlab.errors import DqnlabError
 from dqnlab.play import play_run
-from dqnlab.rundir import RunWriter, prepare_run_dir
+from dqnlab.rundir import RunWriter, prepare_run_dir, require_tensorboard
 from dqnlab.training import EpisodeRecord, TrainResult, resolve_device, train
 
 HELP_SET = "Override one key, value as a TOML literal: --set learner.lr=1e-4 --set network.hidden='[64, 64]'. Repeatable."
@@ -96,6 +96,8 @@ def train_command(preset, agent, config_file, overrides, env_id, samples, seed, 
     resolve_device(config.run.device)
     env, spec = make_env(config.env)  # check the environment before anything is written
     env.close()
+    if tensorboard:
+        require_tensorboard()
     if threads is not None:
         torch.set_num_threads(threads)
     run_dir = prepare_run_dir(out or _default_out(config), overwrite)

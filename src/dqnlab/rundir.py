@@ -104,12 +104,17 @@ class RunWriter:
             self._tb.close()
 
 
-def _tensorboard_writer(path: Path):
+def require_tensorboard() -> type:
+    """TensorBoard's SummaryWriter, or a one-line error naming the install command."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         raise DqnlabError("--tensorboard needs the tensorboard package: pip install 'dqnlab[tensorboard]'") from None
-    return SummaryWriter(log_dir=str(path))
+    return SummaryWriter
+
+
+def _tensorboard_writer(path: Path):
+    return require_tensorboard()(log_dir=str(path))
 
 
 def summarize(result: TrainResult) -> dict[str, Any]:

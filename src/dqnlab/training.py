@@ -16,6 +16,7 @@ is not reported.
 from __future__ import annotations
 
 import time
+from fractions import Fraction
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -109,19 +110,22 @@ def train(
 
     start = time.perf_counter()
     obs, _ = env.reset(seed=reset_seeds.next())
-    score, length, high_score, update_credit = 0.0, 0, float("-inf"), 0.0
+    score, length, high_score = 0.0, 0, float("-inf")
+    # updates_per_step as an exact ratio: after k steps past warm-up, floor(k * u) updates are due
+    ratio = Fraction(replay.updates_per_step).limit_denominator(1_000_000)
+    steps_past_warmup = 0
     loss_sum, losses = torch.zeros((), device=device), 0
     for sample in range(1, run.samples + 1):
         action = learner.act(obs)
         next_obs, reward, terminated, truncated, _ = env.step(action)
         buffer.add(obs, action, reward, next_obs, terminated, truncated)
         if len(buffer) >= replay.warmup:
-            update_credit += replay.updates_per_step
-            while update_credit >= 1.0:
+            steps_past_warmup += 1
+            due = (steps_past_warmup * ratio.numerator) // ratio.denominator
+            for _ in range(due - ((steps_past_warmup - 1) * ratio.numerator) // ratio.denominator):
                 batch = buffer.sample(replay.batch_size, replay_rng, replay.with_replacement, device)
                 loss_sum += learner.learn(batch)
                 losses += 1
-                update_credit -= 1.0
         score += float(reward)
         length += 1
         if terminated or truncated:
