@@ -207,3 +207,70 @@ def test_the_installed_command_has_no_traceback_on_bad_input():
     )
     assert result.returncode == 2
     assert result.stderr == "error: replay.batch_size must be >= 1; got 0\n"
+
+
+def test_a_diverged_run_exits_1_and_is_marked(tmp_path):
+    out = tmp_path / "div"
+    result = invoke("train", *TINY, "--set", "learner.lr=1e10", "-q", "--out", str(out))
+    assert result.exit_code == 1 and result.stderr.startswith("diverged: the loss became")
+    summary = json.loads((out / "result.json").read_text())
+    assert summary["status"] == "diverged" and summary["diverged"]["learn_step"] >= 1
+
+
+def test_ctrl_c_keeps_the_finished_episodes(tmp_path, monkeypatch):
+    import dqnlab.cli
+
+    real_train = dqnlab.cli.train
+
+    def interrupted_train(config, on_episode=None, **kwargs):
+        def stop_after_three(record):
+            on_episode(record)
+            if record.episode == 2:
+                raise KeyboardInterrupt
+
+        return real_train(config, on_episode=stop_after_three, **kwargs)
+
+    monkeypatch.setattr(dqnlab.cli, "train", interrupted_train)
+    out = tmp_path / "stopped"
+    result = invoke("train", *TINY, "-q", "--out", str(out))
+    assert result.exit_code == 130 and "incomplete" in result.stderr
+    rows = list(csv.DictReader((out / "episodes.csv").open()))
+    assert [row["episode"] for row in rows] == ["0", "1", "2"]
+    assert not (out / "result.json").exists() and not (out / "weights.pt").exists()
+
+
+def test_episodes_csv_on_disk_is_always_whole(tmp_path):
+    from dqnlab.config import Config
+    from dqnlab.rundir import RunWriter
+    from dqnlab.training import EpisodeRecord
+
+    writer = RunWriter(tmp_path, Config(), flush_seconds=3600)
+    for i in range(5):
+        writer.episode(EpisodeRecord(i, 10 * (i + 1), 10.0, 10, 10.0, 0, 0.1, None))
+    assert (tmp_path / "episodes.csv").read_text().count("\n") == 1  # header only: not yet flushed
+    writer.close()
+    rows = list(csv.DictReader((tmp_path / "episodes.csv").open()))
+    assert len(rows) == 5 and rows[-1]["samples"] == "50" and rows[0]["td_loss"] == ""
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_weights_with_a_pickled_payload_are_refused(trained, tmp_path):
+    import shutil
+
+    out, _ = trained
+    evil = tmp_path / "evil"
+    shutil.copytree(out, evil)
+    Exploit.target = str(tmp_path / "pwned")
+    torch.save({"layers.0.weight": torch.zeros(16, 4), "payload": Exploit()}, evil / "weights.pt")
+    result = invoke("play", str(evil))
+    assert result.exit_code == 2 and "not a readable weights file" in result.stderr
+    assert not (tmp_path / "pwned").exists()
+
+
+class Exploit:
+    """Unpickling this would run code (create `target`); weights_only=True must refuse it."""
+
+    target = ""
+
+    def __reduce__(self):
+        return (open, (self.target, "w"))

@@ -101,7 +101,6 @@ def test_bad_overrides_name_the_key(override, fragment):
         ('learner.loss="l1"', "learner.loss must be one of"),
         ("replay.capacity=0", "replay.capacity must be >= 1"),
         ("replay.warmup=0", "replay.warmup must be >= 1"),
-        ("replay.capacity=10", "replay.warmup must be <= replay.capacity"),
         ("replay.updates_per_step=0", "replay.updates_per_step must be > 0"),
         ("run.samples=0", "run.samples must be >= 1"),
         ("run.seed=-1", "run.seed must be in"),
@@ -116,21 +115,31 @@ def test_out_of_range_values_are_refused(override, fragment):
     assert "\n" not in str(error.value)
 
 
+def test_warmup_above_a_bounded_capacity_is_refused():
+    with pytest.raises(DqnlabError, match="replay.warmup must be <= replay.capacity, or learning never starts; got 200"):
+        resolve("tutorial", overrides=["replay.capacity=100", "replay.warmup=200"])
+    assert resolve("tutorial", overrides=["replay.warmup=60000"]).replay.warmup == 60000  # unbounded: allowed
+
+
+@pytest.mark.parametrize("replacement", ["true", "false"])
+def test_capacity_below_batch_size_is_refused(replacement):
+    with pytest.raises(DqnlabError, match="replay.capacity must be >= replay.batch_size; got 10"):
+        resolve("tutorial", overrides=[f"replay.with_replacement={replacement}", "replay.capacity=10", "replay.warmup=10"])
+
+
 def test_without_replacement_needs_enough_transitions():
-    with pytest.raises(DqnlabError, match="replay.capacity must be >= replay.batch_size"):
-        resolve("tutorial", overrides=["replay.with_replacement=false", "replay.capacity=10", "replay.warmup=10"])
     with pytest.raises(DqnlabError, match="replay.warmup must be >= replay.batch_size"):
         resolve("tutorial", overrides=["replay.with_replacement=false", "replay.warmup=10"])
 
 
 def test_resolution_order_preset_agent_file_overrides(tmp_path):
     toml = tmp_path / "exp.toml"
-    toml.write_text('preset = "standard"\nagent = "naive"\n[replay]\nbatch_size = 4\n[learner]\nlr = 0.01\n')
+    toml.write_text('preset = "standard"\nagent = "naive"\n[replay]\nupdates_per_step = 2.0\n[learner]\nlr = 0.01\n')
     config = resolve(config_file=toml, overrides=["learner.lr=0.5"])
     assert config.preset == "standard" and config.agent == "naive"
     assert config.learner.gamma == 0.99  # from the preset
     assert config.replay.capacity == 1  # from the agent
-    assert config.replay.batch_size == 4  # the file beats the agent
+    assert config.replay.updates_per_step == 2.0  # the file beats the agent
     assert config.learner.lr == 0.5  # --set beats the file
     # the command line's preset and agent beat the file's
     assert resolve("tutorial", "replay", toml).preset == "tutorial"

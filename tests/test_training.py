@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 
@@ -128,3 +129,13 @@ def test_training_on_cuda_matches_the_cpu_run_closely():
     cpu = train(tiny_config("replay", "run.samples=300"))
     assert gpu.episodes[0].length == cpu.episodes[0].length  # before learning has moved anything
     assert gpu.learner.learn_steps == cpu.learner.learn_steps
+
+
+def test_a_non_finite_loss_stops_training_and_says_where():
+    result = train(tiny_config("replay", "learner.lr=1e10", "run.samples=2000"))
+    assert result.status == "diverged"
+    divergence = result.divergence
+    assert divergence.learn_step == result.learner.learn_steps and divergence.sample == result.samples < 2000
+    assert not math.isfinite(divergence.loss)
+    assert f"at learn step {divergence.learn_step} (sample {divergence.sample}" in str(divergence)
+    assert train(tiny_config("replay")).status == "complete"

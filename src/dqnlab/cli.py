@@ -121,6 +121,9 @@ def train_command(preset, agent, config_file, overrides, env_id, samples, seed, 
             click.echo(f"interrupted: {run_dir} is incomplete (no result.json)", err=True)
             sys.exit(130)
     summary = writer.finish(result, save_replay)
+    if result.divergence is not None:
+        click.echo(f"diverged: {result.divergence}; training stopped and {run_dir} is marked diverged", err=True)
+        sys.exit(1)
     echo(_summary_line(result, summary))
 
 

@@ -266,8 +266,8 @@ def _is_int(value: Any) -> bool:
 def validate(config: Config) -> None:
     """Raise DqnlabError naming the first value outside its allowed range."""
     env, net, learner, replay, run = config.env, config.network, config.learner, config.replay, config.run
-    capacity = replay.capacity if replay.capacity is not None else run.samples
-    exact = replay.with_replacement  # without replacement a batch needs batch_size distinct transitions
+    bounded = replay.capacity is not None
+    distinct = not replay.with_replacement  # a batch then needs batch_size distinct transitions
     checks = [  # (key, allowed, rule)
         ("env.id", bool(env.id), "must not be empty"),
         ("env.max_episode_steps", env.max_episode_steps is None or env.max_episode_steps >= 1, "must be >= 1 (or none)"),
@@ -281,12 +281,12 @@ def validate(config: Config) -> None:
         ("replay.batch_size", replay.batch_size >= 1, "must be >= 1"),
         ("replay.warmup", replay.warmup >= 1, "must be >= 1 (nothing can be drawn from an empty memory)"),
         ("replay.updates_per_step", replay.updates_per_step > 0, "must be > 0"),
-        ("replay.capacity", exact or capacity >= replay.batch_size, "must be >= replay.batch_size when sampling without replacement"),
-        ("replay.warmup", exact or replay.warmup >= replay.batch_size, "must be >= replay.batch_size when sampling without replacement"),
+        ("replay.capacity", not bounded or replay.capacity >= replay.batch_size, "must be >= replay.batch_size"),
+        ("replay.warmup", not distinct or replay.warmup >= replay.batch_size, "must be >= replay.batch_size when sampling without replacement"),
         ("run.seed", 0 <= run.seed < 2**63, "must be in [0, 2**63)"),
         ("run.samples", run.samples >= 1, "must be >= 1"),
         ("run.checkpoint_every", run.checkpoint_every is None or run.checkpoint_every >= 1, "must be >= 1 (or none)"),
-        ("replay.warmup", replay.capacity is None or replay.warmup <= replay.capacity, "must be <= replay.capacity, or learning never starts"),
+        ("replay.warmup", not bounded or replay.warmup <= replay.capacity, "must be <= replay.capacity, or learning never starts"),
         ("run.device", run.device == "cpu" or re.fullmatch(r"cuda(:\d+)?", run.device) is not None, "must be cpu, cuda or cuda:N"),
     ]
     for key, allowed, rule in checks:

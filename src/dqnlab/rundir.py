@@ -2,12 +2,13 @@
 
     RUN_DIR/
       config.json        the resolved configuration (written first)
-      episodes.csv       one row per finished episode, flushed as it ends
+      episodes.csv       one row per finished episode, replaced atomically as they come
       weights.pt         final Q-network state_dict (torch.load(..., weights_only=True))
       checkpoints/       samples-000010000.pt ... when run.checkpoint_every is set
       replay.npz         the replay memory, with --save-replay (no pickle)
       tensorboard/       event files, with --tensorboard
-      result.json        totals; written last, so its presence means "complete"
+      result.json        totals and status ("complete" or "diverged"); written last, so a
+                         run without it did not finish
 
 Analysis reads only these files, never the training code's objects.
 """
@@ -15,9 +16,11 @@ Analysis reads only these files, never the training code's objects.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import shutil
+import time
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
@@ -64,19 +67,35 @@ def save_weights(network: QNetwork, path: Path) -> None:
 
 
 class RunWriter:
-    """Writes one run directory as training goes."""
+    """Writes one run directory as training goes.
 
-    def __init__(self, path: Path, config: Config, tensorboard: bool = False) -> None:
+    episodes.csv is rewritten whole, through a temporary file and a rename, at
+    most once a second and at the end: whenever the run is interrupted, the
+    file on disk is a complete CSV of finished episodes (at most a second old).
+    """
+
+    def __init__(self, path: Path, config: Config, tensorboard: bool = False, flush_seconds: float = 1.0) -> None:
         self.path = path
+        self._rows: list[str] = []
+        self._flush_seconds, self._flushed_at = flush_seconds, time.monotonic()
         _atomic_write_text(path / CONFIG, config_to_json(config))
-        self._csv_file = (path / EPISODES).open("w", newline="")
-        self._csv = csv.writer(self._csv_file)
-        self._csv.writerow(EPISODE_COLUMNS)
+        self._write_episodes()
         self._tb = _tensorboard_writer(path / TENSORBOARD) if tensorboard else None
 
+    def _write_episodes(self) -> None:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(EPISODE_COLUMNS)
+        buffer.write("".join(self._rows))
+        _atomic_write_text(self.path / EPISODES, buffer.getvalue())
+        self._flushed_at = time.monotonic()
+
     def episode(self, record: EpisodeRecord) -> None:
-        self._csv.writerow(["" if v is None else v for v in asdict(record).values()])
-        self._csv_file.flush()
+        row = io.StringIO()
+        csv.writer(row, lineterminator="\n").writerow(["" if v is None else v for v in asdict(record).values()])
+        self._rows.append(row.getvalue())
+        if time.monotonic() - self._flushed_at >= self._flush_seconds:
+            self._write_episodes()
         if self._tb is not None:
             for key in ("score", "length", "high_score"):
                 self._tb.add_scalar(f"charts/{key}", getattr(record, key), record.samples)
@@ -88,7 +107,7 @@ class RunWriter:
         save_weights(network, self.path / CHECKPOINTS / f"samples-{samples:09d}.pt")
 
     def finish(self, result: TrainResult, save_replay: bool = False) -> dict[str, Any]:
-        """Write the weights (and replay memory), then result.json last."""
+        """Write episodes, weights (and replay memory), then result.json last."""
         self.close()
         save_weights(result.learner.network, self.path / WEIGHTS)
         if save_replay:
@@ -98,8 +117,7 @@ class RunWriter:
         return summary
 
     def close(self) -> None:
-        if not self._csv_file.closed:
-            self._csv_file.close()
+        self._write_episodes()
         if self._tb is not None:
             self._tb.close()
 
@@ -121,7 +139,8 @@ def summarize(result: TrainResult) -> dict[str, Any]:
     """The run's totals, as written to result.json."""
     episodes = result.episodes
     return {
-        "status": "complete",
+        "status": result.status,
+        "diverged": None if result.divergence is None else asdict(result.divergence),
         "samples": result.samples,
         "episodes": len(episodes),
         "high_score": max((e.score for e in episodes), default=None),

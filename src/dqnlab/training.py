@@ -15,6 +15,7 @@ is not reported.
 
 from __future__ import annotations
 
+import math
 import time
 from fractions import Fraction
 from dataclasses import dataclass, field
@@ -45,6 +46,19 @@ class EpisodeRecord:
     td_loss: float | None  # mean loss over this episode's learn steps; None if none
 
 
+@dataclass(frozen=True)
+class Divergence:
+    """Where the loss stopped being a finite number; training stops there."""
+
+    loss: float  # nan or +-inf
+    learn_step: int  # the learn step that produced it (1-based)
+    sample: int  # the environment transition it came after
+    episode: int  # the episode then running
+
+    def __str__(self) -> str:
+        return f"the loss became {self.loss} at learn step {self.learn_step} (sample {self.sample}, episode {self.episode})"
+
+
 @dataclass
 class TrainResult:
     config: Config
@@ -54,6 +68,11 @@ class TrainResult:
     episodes: list[EpisodeRecord] = field(default_factory=list)
     samples: int = 0
     wall_seconds: float = 0.0
+    divergence: Divergence | None = None
+
+    @property
+    def status(self) -> str:
+        return "diverged" if self.divergence is not None else "complete"
 
     @property
     def transitions_processed(self) -> int:
@@ -97,6 +116,7 @@ def train(
     Callbacks: `on_episode(record)` after each finished episode,
     `on_progress(samples)` every `progress_every` samples, and
     `on_checkpoint(samples, network)` every `run.checkpoint_every` samples.
+    A loss that is not finite stops training: `result.divergence` says where.
     """
     run, replay = config.run, config.replay
     runtime.tune_allocator()
@@ -114,7 +134,7 @@ def train(
     # updates_per_step as an exact ratio: after k steps past warm-up, floor(k * u) updates are due
     ratio = Fraction(replay.updates_per_step).limit_denominator(1_000_000)
     steps_past_warmup = 0
-    loss_sum, losses = torch.zeros((), device=device), 0
+    loss_sum, losses = 0.0, 0
     for sample in range(1, run.samples + 1):
         action = learner.act(obs)
         next_obs, reward, terminated, truncated, _ = env.step(action)
@@ -124,8 +144,14 @@ def train(
             due = (steps_past_warmup * ratio.numerator) // ratio.denominator
             for _ in range(due - ((steps_past_warmup - 1) * ratio.numerator) // ratio.denominator):
                 batch = buffer.sample(replay.batch_size, replay_rng, replay.with_replacement, device)
-                loss_sum += learner.learn(batch)
+                loss = float(learner.learn(batch))
+                if not math.isfinite(loss):
+                    result.divergence = Divergence(loss, learner.learn_steps, sample, len(result.episodes))
+                    break
+                loss_sum += loss
                 losses += 1
+            if result.divergence is not None:
+                break
         score += float(reward)
         length += 1
         if terminated or truncated:
@@ -134,14 +160,14 @@ def train(
                 episode=len(result.episodes), samples=sample, score=score, length=length,
                 high_score=high_score, learn_steps=learner.learn_steps,
                 wall_seconds=time.perf_counter() - start,
-                td_loss=float(loss_sum) / losses if losses else None,
+                td_loss=loss_sum / losses if losses else None,
             )  # fmt: skip
             result.episodes.append(record)
             if on_episode is not None:
                 on_episode(record)
             obs, _ = env.reset(seed=reset_seeds.next())
             score, length = 0.0, 0
-            loss_sum, losses = torch.zeros((), device=device), 0
+            loss_sum, losses = 0.0, 0
         else:
             obs = next_obs
         if on_progress is not None and sample % progress_every == 0:
@@ -149,6 +175,6 @@ def train(
         if on_checkpoint is not None and run.checkpoint_every and sample % run.checkpoint_every == 0:
             on_checkpoint(sample, learner.network)
     env.close()
-    result.samples = run.samples
+    result.samples = sample
     result.wall_seconds = time.perf_counter() - start
     return result
