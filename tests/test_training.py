@@ -139,3 +139,30 @@ def test_a_non_finite_loss_stops_training_and_says_where():
     assert not math.isfinite(divergence.loss)
     assert f"at learn step {divergence.learn_step} (sample {divergence.sample}" in str(divergence)
     assert train(tiny_config("replay")).status == "complete"
+
+
+def test_greedy_evaluations_face_the_same_starts_and_stay_off_the_clock():
+    # lr 1e-30: Adam's steps vanish in float32, so the network (and its greedy play) never changes
+    frozen = train(tiny_config("replay", "learner.lr=1e-30", "run.eval_every=100", "run.eval_episodes=3", "run.samples=300"))
+    assert [e.samples for e in frozen.evaluations] == [100, 200, 300]
+    assert len({(e.mean_score, e.min_score, e.max_score) for e in frozen.evaluations}) == 1
+    assert frozen.evaluations[0].episodes == 3
+    capped = train(tiny_config("replay", "run.eval_every=300", "run.eval_max_steps=5"))
+    # a CartPole episode lasts at least 8 steps, so a 5-step cap stops all 10
+    assert (capped.evaluations[0].max_score, capped.evaluations[0].capped) == (5.0, 10)
+
+
+def test_evaluation_time_is_not_training_time(monkeypatch):
+    import dqnlab.training as training
+
+    clock = [0.0]
+    real_play = training.play
+
+    def slow_play(*args, **kwargs):  # every evaluation "takes" 1000 seconds
+        clock[0] += 1000.0
+        return real_play(*args, **kwargs)
+
+    monkeypatch.setattr(training.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(training, "play", slow_play)
+    result = train(tiny_config("replay", "run.eval_every=100", "run.samples=300"))
+    assert len(result.evaluations) == 3 and result.wall_seconds == 0.0

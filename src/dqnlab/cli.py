@@ -17,9 +17,10 @@ from dqnlab import __version__
 from dqnlab.config import PRESETS, Config, config_to_json, resolve
 from dqnlab.envs import make_env, time_limit_note
 from dqnlab.errors import DqnlabError
-from dqnlab.play import play_run
-from dqnlab.rundir import RunWriter, prepare_run_dir, require_tensorboard
-from dqnlab.training import EpisodeRecord, TrainResult, resolve_device, train
+from dqnlab.play import play
+from dqnlab.rundir import RunWriter, load_run_network, prepare_run_dir, require_tensorboard
+from dqnlab.runtime import resolve_device
+from dqnlab.training import EpisodeRecord, TrainResult, train
 
 HELP_SET = "Override one key, value as a TOML literal: --set learner.lr=1e-4 --set network.hidden='[64, 64]'. Repeatable."
 
@@ -114,7 +115,10 @@ def train_command(preset, agent, config_file, overrides, env_id, samples, seed, 
             display.episode(record)
 
         try:
-            result = train(config, on_episode=on_episode, on_progress=display.advance, on_checkpoint=writer.checkpoint)
+            result = train(
+                config, on_episode=on_episode, on_progress=display.advance,
+                on_checkpoint=writer.checkpoint, on_evaluation=writer.evaluation,
+            )  # fmt: skip
         except KeyboardInterrupt:
             writer.close()
             display.stop()
@@ -198,7 +202,8 @@ def _default_out(config: Config) -> Path:
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 def play_command(run_dir, episodes, seed, max_steps, gif, gif_frames, device):
     """Play a trained run greedily (no exploration, no learning) and print the scores."""
-    results = play_run(run_dir, device=device, episodes=episodes, seed=seed, max_steps=max_steps, gif_path=gif, gif_max_frames=gif_frames)
+    config, network = load_run_network(run_dir, resolve_device(device))
+    results = play(network, config.env, episodes=episodes, seed=seed, max_steps=max_steps, gif_path=gif, gif_max_frames=gif_frames)
     for index, ep in enumerate(results):
         ending = "capped" if ep.capped else "ended"
         click.echo(f"episode {index}: score {ep.score:10.3f}, length {ep.length:6d} ({ending}; reset seed {ep.seed})")

@@ -74,6 +74,11 @@ class RunConfig:
     samples: int = 50_000  # environment transitions; the tutorial compares at 50,000
     device: str = "cpu"  # "cpu", "cuda" or "cuda:N"
     checkpoint_every: int | None = None  # save weights every K samples; None: never
+    # Greedy evaluation every K samples (no exploration, no learning), written to
+    # evaluations.csv; its time is kept off the training clock. None: never.
+    eval_every: int | None = None
+    eval_episodes: int = 10  # the same seeded starting states at every evaluation
+    eval_max_steps: int = 1_000  # cap per evaluation episode (unwrapped CartPole may never end)
 
 
 @dataclass(frozen=True)
@@ -187,13 +192,17 @@ def apply_sections(config: Config, data: Mapping[str, Any], source: str) -> Conf
 
 def apply_override(config: Config, text: str) -> Config:
     """Apply one `section.key=value` override; the value is a TOML literal."""
+    return set_value(config, *parse_override(text))
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split `section.key=value` into the key's path and its value, read as a TOML literal."""
     path, sep, raw = text.partition("=")
     if not sep or "." not in path:
         raise DqnlabError(f"override {text!r} must look like section.key=value, e.g. learner.lr=1e-4")
     path = path.strip()
     section, _, key = path.partition(".")
-    expected = _field_type(section, key)
-    return set_value(config, path, _parse_literal(raw.strip(), expected, path))
+    return path, _parse_literal(raw.strip(), _field_type(section, key), path)
 
 
 def _parse_literal(raw: str, expected: Any, path: str) -> Any:
@@ -286,6 +295,9 @@ def validate(config: Config) -> None:
         ("run.seed", 0 <= run.seed < 2**63, "must be in [0, 2**63)"),
         ("run.samples", run.samples >= 1, "must be >= 1"),
         ("run.checkpoint_every", run.checkpoint_every is None or run.checkpoint_every >= 1, "must be >= 1 (or none)"),
+        ("run.eval_every", run.eval_every is None or run.eval_every >= 1, "must be >= 1 (or none)"),
+        ("run.eval_episodes", run.eval_episodes >= 1, "must be >= 1"),
+        ("run.eval_max_steps", run.eval_max_steps >= 1, "must be >= 1"),
         ("replay.warmup", not bounded or replay.warmup <= replay.capacity, "must be <= replay.capacity, or learning never starts"),
         ("run.device", run.device == "cpu" or re.fullmatch(r"cuda(:\d+)?", run.device) is not None, "must be cpu, cuda or cuda:N"),
     ]

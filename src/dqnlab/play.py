@@ -11,13 +11,11 @@ from pathlib import Path
 
 import numpy as np
 from dqnlab import seeding
-from dqnlab.config import Config
+from dqnlab.config import EnvConfig
 from dqnlab.envs import make_env
 from dqnlab.errors import DqnlabError
 from dqnlab.learner import greedy_action
 from dqnlab.networks import QNetwork
-from dqnlab.rundir import WEIGHTS, load_config, load_network
-from dqnlab.training import resolve_device
 
 
 
@@ -32,18 +30,22 @@ class PlayEpisode:
 
 def play(
     network: QNetwork,
-    config: Config,
+    env_config: EnvConfig,
     episodes: int = 10,
     seed: int = 0,
     max_steps: int = 10_000,
     gif_path: str | Path | None = None,
     gif_max_frames: int = 1_000,
 ) -> list[PlayEpisode]:
-    """Play `episodes` greedy episodes; record the first as a GIF if asked."""
+    """Play `episodes` greedy episodes from the `seed`'s evaluation starts; record the first as a GIF if asked.
+
+    The same seed gives the same starting states, so evaluations at different
+    checkpoints, and of different variants, face the same episodes.
+    """
     if episodes < 1 or max_steps < 1 or gif_max_frames < 1:
         raise DqnlabError(f"episodes, max_steps and gif frames must be >= 1; got {episodes}, {max_steps}, {gif_max_frames}")
     device = next(network.parameters()).device
-    env, _ = make_env(config.env, render_mode="rgb_array" if gif_path else None)
+    env, _ = make_env(env_config, render_mode="rgb_array" if gif_path else None)
     reset_seeds = seeding.ResetSeeds(seed, "evaluate")
     results, frames = [], []
     for index in range(episodes):
@@ -62,14 +64,6 @@ def play(
     if gif_path is not None:
         write_gif(frames, Path(gif_path), fps=env.metadata.get("render_fps") or 50)
     return results
-
-
-def play_run(run_dir: str | Path, device: str = "cpu", **kwargs) -> list[PlayEpisode]:
-    """Load a run directory's final weights and play them."""
-    config = load_config(run_dir)
-    _, spec = make_env(config.env)
-    network = load_network(Path(run_dir) / WEIGHTS, spec.obs_dim, spec.n_actions, resolve_device(device))
-    return play(network, config, **kwargs)
 
 
 def write_gif(frames: list[np.ndarray], path: Path, fps: int = 50) -> None:

@@ -3,6 +3,7 @@
     RUN_DIR/
       config.json        the resolved configuration (written first)
       episodes.csv       one row per finished episode, replaced atomically as they come
+      evaluations.csv    greedy evaluations every run.eval_every samples, if set
       weights.pt         final Q-network state_dict (torch.load(..., weights_only=True))
       checkpoints/       samples-000010000.pt ... when run.checkpoint_every is set
       replay.npz         the replay memory, with --save-replay (no pickle)
@@ -31,11 +32,13 @@ from dqnlab import __version__
 from dqnlab.config import Config, config_from_dict, config_to_json
 from dqnlab.errors import DqnlabError
 from dqnlab.networks import QNetwork
-from dqnlab.training import EpisodeRecord, TrainResult
+from dqnlab.training import EpisodeRecord, EvaluationRecord, TrainResult
 
 CONFIG, EPISODES, WEIGHTS, RESULT, REPLAY = "config.json", "episodes.csv", "weights.pt", "result.json", "replay.npz"
+EVALUATIONS = "evaluations.csv"
 CHECKPOINTS, TENSORBOARD = "checkpoints", "tensorboard"
 EPISODE_COLUMNS = [f.name for f in fields(EpisodeRecord)]
+EVALUATION_COLUMNS = [f.name for f in fields(EvaluationRecord)]
 
 
 def prepare_run_dir(path: str | Path, overwrite: bool = False) -> Path:
@@ -59,6 +62,16 @@ def _atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _csv_text(header: list[str] | None, records: list) -> str:
+    """CSV lines for dataclass records (None written as an empty field), after an optional header."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    if header is not None:
+        writer.writerow(header)
+    writer.writerows(["" if v is None else v for v in asdict(record).values()] for record in records)
+    return buffer.getvalue()
+
+
 def save_weights(network: QNetwork, path: Path) -> None:
     """Write a CPU state_dict atomically: a crash never leaves half a file."""
     tmp = path.with_name(path.name + ".tmp")
@@ -77,23 +90,18 @@ class RunWriter:
     def __init__(self, path: Path, config: Config, tensorboard: bool = False, flush_seconds: float = 1.0) -> None:
         self.path = path
         self._rows: list[str] = []
+        self._evaluations: list[EvaluationRecord] = []
         self._flush_seconds, self._flushed_at = flush_seconds, time.monotonic()
         _atomic_write_text(path / CONFIG, config_to_json(config))
         self._write_episodes()
         self._tb = _tensorboard_writer(path / TENSORBOARD) if tensorboard else None
 
     def _write_episodes(self) -> None:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(EPISODE_COLUMNS)
-        buffer.write("".join(self._rows))
-        _atomic_write_text(self.path / EPISODES, buffer.getvalue())
+        _atomic_write_text(self.path / EPISODES, _csv_text(EPISODE_COLUMNS, []) + "".join(self._rows))
         self._flushed_at = time.monotonic()
 
     def episode(self, record: EpisodeRecord) -> None:
-        row = io.StringIO()
-        csv.writer(row, lineterminator="\n").writerow(["" if v is None else v for v in asdict(record).values()])
-        self._rows.append(row.getvalue())
+        self._rows.append(_csv_text(None, [record]))
         if time.monotonic() - self._flushed_at >= self._flush_seconds:
             self._write_episodes()
         if self._tb is not None:
@@ -101,6 +109,10 @@ class RunWriter:
                 self._tb.add_scalar(f"charts/{key}", getattr(record, key), record.samples)
             if record.td_loss is not None:
                 self._tb.add_scalar("losses/td_loss", record.td_loss, record.samples)
+
+    def evaluation(self, record: EvaluationRecord) -> None:
+        self._evaluations.append(record)
+        _atomic_write_text(self.path / EVALUATIONS, _csv_text(EVALUATION_COLUMNS, self._evaluations))
 
     def checkpoint(self, samples: int, network: QNetwork) -> None:
         (self.path / CHECKPOINTS).mkdir(exist_ok=True)
@@ -144,6 +156,7 @@ def summarize(result: TrainResult) -> dict[str, Any]:
         "samples": result.samples,
         "episodes": len(episodes),
         "high_score": max((e.score for e in episodes), default=None),
+        "unfinished_episode": {"score": result.unfinished_score, "length": result.unfinished_length},
         "learn_steps": result.learner.learn_steps,
         "transitions_processed": result.transitions_processed,
         "wall_seconds": round(result.wall_seconds, 3),
@@ -170,6 +183,17 @@ def load_config(run_dir: str | Path) -> Config:
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise DqnlabError(f"{path} is not valid JSON: {error}") from None
     return config_from_dict(data, source=str(path))
+
+
+def load_run_network(run_dir: str | Path, device: torch.device | str = "cpu", weights: str | Path | None = None):
+    """A run's configuration and its final Q-network (or the weights file named)."""
+    from dqnlab.envs import make_env
+
+    config = load_config(run_dir)
+    env, spec = make_env(config.env)
+    env.close()
+    network = load_network(weights or Path(run_dir) / WEIGHTS, spec.obs_dim, spec.n_actions, device)
+    return config, network
 
 
 def load_network(path: str | Path, obs_dim: int, n_actions: int, device: torch.device | str = "cpu") -> QNetwork:

@@ -1,4 +1,7 @@
-"""Process-level settings that make small-network training fast on a CPU.
+"""Process-level settings: the torch device, and a faster CPU allocator.
+
+`resolve_device` turns `run.device` into a torch device, refusing CUDA where
+there is none.
 
 Each learn step frees and reallocates a few multi-megabyte gradient and Adam
 temporaries. glibc's malloc hands blocks that large back to the kernel on
@@ -14,6 +17,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+
+import torch
+
+from dqnlab.errors import DqnlabError
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
 
@@ -31,3 +38,14 @@ def tune_allocator() -> bool:
     del gnu_libc_version
     ok = mallopt(_M_MMAP_THRESHOLD, 32 << 20)  # 32 MiB: glibc's largest allowed value
     return bool(ok and mallopt(_M_TRIM_THRESHOLD, 1 << 30))
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device for `run.device`, refusing CUDA where there is none."""
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DqnlabError(f"run.device is {name!r} but this machine has no CUDA GPU (or torch is a CPU build)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise DqnlabError(f"run.device is {name!r} but only {torch.cuda.device_count()} CUDA device(s) exist")
+    return device

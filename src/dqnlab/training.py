@@ -16,6 +16,7 @@ is not reported.
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from fractions import Fraction
 from dataclasses import dataclass, field
@@ -26,9 +27,9 @@ import torch
 from dqnlab import runtime, seeding
 from dqnlab.config import Config
 from dqnlab.envs import EnvSpec, make_env
-from dqnlab.errors import DqnlabError
 from dqnlab.learner import Learner
 from dqnlab.networks import QNetwork, build_network
+from dqnlab.play import PlayEpisode, play
 from dqnlab.replay import ReplayBuffer
 
 
@@ -44,6 +45,28 @@ class EpisodeRecord:
     learn_steps: int  # gradient steps so far
     wall_seconds: float  # since training started
     td_loss: float | None  # mean loss over this episode's learn steps; None if none
+
+
+@dataclass(frozen=True)
+class EvaluationRecord:
+    """Greedy play at a sample checkpoint, as written to evaluations.csv."""
+
+    samples: int
+    learn_steps: int
+    mean_score: float
+    median_score: float
+    min_score: float
+    max_score: float
+    capped: int  # episodes stopped by run.eval_max_steps
+    episodes: int
+
+    @classmethod
+    def of(cls, samples: int, learn_steps: int, played: list[PlayEpisode]) -> "EvaluationRecord":
+        scores = [episode.score for episode in played]
+        return cls(
+            samples, learn_steps, statistics.fmean(scores), statistics.median(scores), min(scores), max(scores),
+            sum(episode.capped for episode in played), len(played),
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -66,7 +89,10 @@ class TrainResult:
     learner: Learner
     buffer: ReplayBuffer
     episodes: list[EpisodeRecord] = field(default_factory=list)
+    evaluations: list[EvaluationRecord] = field(default_factory=list)
     samples: int = 0
+    unfinished_score: float = 0.0  # the episode still running when training stopped
+    unfinished_length: int = 0
     wall_seconds: float = 0.0
     divergence: Divergence | None = None
 
@@ -78,17 +104,6 @@ class TrainResult:
     def transitions_processed(self) -> int:
         """Transitions the learner computed a TD error for (the tutorial's "64x more")."""
         return self.learner.learn_steps * self.config.replay.batch_size
-
-
-def resolve_device(name: str) -> torch.device:
-    """The torch device for `run.device`, refusing CUDA where there is none."""
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise DqnlabError(f"run.device is {name!r} but this machine has no CUDA GPU (or torch is a CPU build)")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise DqnlabError(f"run.device is {name!r} but only {torch.cuda.device_count()} CUDA device(s) exist")
-    return device
 
 
 def initial_network(config: Config, spec: EnvSpec, device: torch.device) -> QNetwork:
@@ -109,18 +124,20 @@ def train(
     on_episode: Callable[[EpisodeRecord], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
     on_checkpoint: Callable[[int, QNetwork], None] | None = None,
+    on_evaluation: Callable[[EvaluationRecord], None] | None = None,
     progress_every: int = 500,
 ) -> TrainResult:
     """Train one agent for `config.run.samples` environment transitions.
 
     Callbacks: `on_episode(record)` after each finished episode,
     `on_progress(samples)` every `progress_every` samples, and
-    `on_checkpoint(samples, network)` every `run.checkpoint_every` samples.
-    A loss that is not finite stops training: `result.divergence` says where.
+    `on_checkpoint(samples, network)` every `run.checkpoint_every` samples,
+    `on_evaluation(record)` after each greedy evaluation (`run.eval_every`),
+    whose time is kept off the training clock. A loss that is not finite stops training: `result.divergence` says where.
     """
     run, replay = config.run, config.replay
     runtime.tune_allocator()
-    device = resolve_device(run.device)
+    device = runtime.resolve_device(run.device)
     env, spec = make_env(config.env)
     learner = Learner(initial_network(config, spec, device), config.learner, seeding.numpy_generator(run.seed, "explore"))
     buffer = ReplayBuffer(replay_capacity(config), spec.obs_dim)
@@ -174,7 +191,15 @@ def train(
             on_progress(sample)
         if on_checkpoint is not None and run.checkpoint_every and sample % run.checkpoint_every == 0:
             on_checkpoint(sample, learner.network)
+        if run.eval_every and sample % run.eval_every == 0:
+            paused = time.perf_counter()
+            played = play(learner.network, config.env, run.eval_episodes, run.seed, run.eval_max_steps)
+            result.evaluations.append(EvaluationRecord.of(sample, learner.learn_steps, played))
+            if on_evaluation is not None:
+                on_evaluation(result.evaluations[-1])
+            start += time.perf_counter() - paused  # evaluation is not training time
     env.close()
     result.samples = sample
+    result.unfinished_score, result.unfinished_length = score, length
     result.wall_seconds = time.perf_counter() - start
     return result

@@ -1,0 +1,1 @@
+"""Analysis: reads run directories, never training objects."""
