@@ -218,9 +218,9 @@ def test_a_diverged_run_exits_1_and_is_marked(tmp_path):
 
 
 def test_ctrl_c_keeps_the_finished_episodes(tmp_path, monkeypatch):
-    import dqnlab.cli
+    import dqnlab.rundir
 
-    real_train = dqnlab.cli.train
+    real_train = dqnlab.rundir.train
 
     def interrupted_train(config, on_episode=None, **kwargs):
         def stop_after_three(record):
@@ -230,7 +230,7 @@ def test_ctrl_c_keeps_the_finished_episodes(tmp_path, monkeypatch):
 
         return real_train(config, on_episode=stop_after_three, **kwargs)
 
-    monkeypatch.setattr(dqnlab.cli, "train", interrupted_train)
+    monkeypatch.setattr(dqnlab.rundir, "train", interrupted_train)
     out = tmp_path / "stopped"
     result = invoke("train", *TINY, "-q", "--out", str(out))
     assert result.exit_code == 130 and "incomplete" in result.stderr

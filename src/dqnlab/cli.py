@@ -18,9 +18,9 @@ from dqnlab.config import PRESETS, Config, config_to_json, resolve
 from dqnlab.envs import make_env, time_limit_note
 from dqnlab.errors import DqnlabError
 from dqnlab.play import play
-from dqnlab.rundir import RunWriter, load_run_network, prepare_run_dir, require_tensorboard
+from dqnlab.rundir import load_run_network, prepare_run_dir, require_tensorboard, train_into
 from dqnlab.runtime import resolve_device
-from dqnlab.training import EpisodeRecord, TrainResult, train
+from dqnlab.training import EpisodeRecord, TrainResult
 
 HELP_SET = "Override one key, value as a TOML literal: --set learner.lr=1e-4 --set network.hidden='[64, 64]'. Repeatable."
 
@@ -102,7 +102,6 @@ def train_command(preset, agent, config_file, overrides, env_id, samples, seed, 
     if threads is not None:
         torch.set_num_threads(threads)
     run_dir = prepare_run_dir(out or _default_out(config), overwrite)
-    writer = RunWriter(run_dir, config, tensorboard)
     echo = (lambda *a, **k: None) if quiet else click.echo
     note = time_limit_note(config.env, spec)
     if note:
@@ -110,21 +109,12 @@ def train_command(preset, agent, config_file, overrides, env_id, samples, seed, 
     echo(f"training {config.agent} agent ({config.preset} preset) on {config.env.id}, seed {config.run.seed}, "
          f"{config.run.samples:,} samples -> {run_dir}")  # fmt: skip
     with _Display(config.run.samples, quiet) as display:
-        def on_episode(record: EpisodeRecord) -> None:
-            writer.episode(record)
-            display.episode(record)
-
         try:
-            result = train(
-                config, on_episode=on_episode, on_progress=display.advance,
-                on_checkpoint=writer.checkpoint, on_evaluation=writer.evaluation,
-            )  # fmt: skip
+            result, summary = train_into(run_dir, config, display.episode, display.advance, tensorboard, save_replay)
         except KeyboardInterrupt:
-            writer.close()
             display.stop()
             click.echo(f"interrupted: {run_dir} is incomplete (no result.json)", err=True)
             sys.exit(130)
-    summary = writer.finish(result, save_replay)
     if result.divergence is not None:
         click.echo(f"diverged: {result.divergence}; training stopped and {run_dir} is marked diverged", err=True)
         sys.exit(1)

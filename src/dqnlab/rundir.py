@@ -24,7 +24,7 @@ import shutil
 import time
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -32,7 +32,7 @@ from dqnlab import __version__
 from dqnlab.config import Config, config_from_dict, config_to_json
 from dqnlab.errors import DqnlabError
 from dqnlab.networks import QNetwork
-from dqnlab.training import EpisodeRecord, EvaluationRecord, TrainResult
+from dqnlab.training import EpisodeRecord, EvaluationRecord, TrainResult, train
 
 CONFIG, EPISODES, WEIGHTS, RESULT, REPLAY = "config.json", "episodes.csv", "weights.pt", "result.json", "replay.npz"
 EVALUATIONS = "evaluations.csv"
@@ -141,6 +141,43 @@ def require_tensorboard() -> type:
     except ImportError:
         raise DqnlabError("--tensorboard needs the tensorboard package: pip install 'dqnlab[tensorboard]'") from None
     return SummaryWriter
+
+
+def train_into(
+    run_dir: Path,
+    config: Config,
+    on_episode: Callable[[EpisodeRecord], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    tensorboard: bool = False,
+    save_replay: bool = False,
+) -> tuple[TrainResult, dict[str, Any]]:
+    """Train `config` into the (prepared, empty) `run_dir`; returns the result and result.json's content.
+
+    If training raises (Ctrl-C included), the finished episodes are written and
+    no result.json is: the directory reads as incomplete.
+    """
+    writer = RunWriter(run_dir, config, tensorboard)
+
+    def episode(record: EpisodeRecord) -> None:
+        writer.episode(record)
+        if on_episode is not None:
+            on_episode(record)
+
+    try:
+        result = train(
+            config, on_episode=episode, on_progress=on_progress,
+            on_checkpoint=writer.checkpoint, on_evaluation=writer.evaluation,
+        )  # fmt: skip
+    except BaseException:
+        writer.close()
+        raise
+    return result, writer.finish(result, save_replay)
+
+
+def write_failure(run_dir: Path, error: BaseException | str) -> None:
+    """Mark a run that crashed: result.json with status "failed" and the error's one-line text."""
+    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    _atomic_write_text(run_dir / RESULT, json.dumps({"status": "failed", "error": text.splitlines()[0] if text else ""}, indent=2) + "\n")
 
 
 def _tensorboard_writer(path: Path):

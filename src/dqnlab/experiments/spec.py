@@ -1,0 +1,231 @@
+"""What an experiment is: variants x seeds, one preset, one sample budget.
+
+A variant is an agent (`naive` or `replay`) plus settings that differ from
+the preset; seed k gives every variant the same initial weights (for equal
+network shapes), the same per-episode reset seeds and the same evaluation
+starts, because those streams depend on the seed alone (`seeding.py`). Only
+the variant's settings differ.
+
+Variants come from repeated `--variant NAME:key=value,...` options or from a
+TOML experiment file:
+
+    preset = "quick"
+    samples = 20000
+    seeds = 20
+    [common.learner]              # settings shared by every variant
+    lr = 1e-3
+    [variants.naive]
+    agent = "naive"
+    [variants.replay16]
+    agent = "replay"
+    replay = { batch_size = 16, warmup = 16 }
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from dqnlab.config import AGENTS, Config, apply_sections, parse_override, preset, validate, with_agent
+from dqnlab.errors import DqnlabError
+
+Settings = dict[str, dict[str, Any]]  # section -> key -> value, as in a TOML file
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    agent: str
+    settings: Settings = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    preset: str
+    samples: int
+    seeds: tuple[int, ...]
+    variants: tuple[Variant, ...]
+    common: Settings = field(default_factory=dict)
+
+    def config(self, variant: Variant, seed: int) -> Config:
+        """The resolved configuration of one run."""
+        config = with_agent(_preset(self.preset), variant.agent)
+        config = apply_sections(config, self.common, source="the experiment's common settings")
+        config = apply_sections(config, variant.settings, source=f"variant {variant.name!r}")
+        run = {"samples": self.samples, "seed": seed}
+        config = apply_sections(config, {"run": run}, source="the experiment")
+        validate(config)
+        return config
+
+    def runs(self) -> list[tuple[Variant, int]]:
+        return [(variant, seed) for variant in self.variants for seed in self.seeds]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "preset": self.preset,
+            "samples": self.samples,
+            "seeds": list(self.seeds),
+            "common": self.common,
+            "variants": {v.name: {"agent": v.agent, **v.settings} for v in self.variants},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "experiment") -> "Experiment":
+        return build_experiment(
+            preset_name=data.get("preset"),
+            samples=data.get("samples"),
+            seeds=data.get("seeds"),
+            variant_tables=data.get("variants"),
+            common=data.get("common"),
+            source=source,
+        )
+
+
+def _preset(name: str) -> Config:
+    from dataclasses import replace
+
+    return replace(preset(name), preset=name)
+
+
+# ---------------------------------------------------------------- building
+
+
+def build_experiment(
+    preset_name: str | None = None,
+    samples: int | None = None,
+    seeds: int | list[int] | None = None,
+    variant_tables: Mapping[str, Any] | None = None,
+    common: Mapping[str, Any] | None = None,
+    source: str = "experiment",
+) -> Experiment:
+    """Check and assemble an experiment; every configuration is resolved once to catch bad keys."""
+    preset_name = str(preset_name or "tutorial")
+    seed_list = _seeds(seeds if seeds is not None else 10, source)
+    variant_tables = variant_tables if variant_tables is not None else {"naive": {"agent": "naive"}, "replay": {"agent": "replay"}}
+    if not isinstance(variant_tables, Mapping) or not variant_tables:
+        raise DqnlabError(f"{source}: needs at least one variant")
+    variants = tuple(_variant(name, table, source) for name, table in variant_tables.items())
+    base = with_agent(_preset(preset_name), "replay")
+    experiment = Experiment(
+        preset=preset_name,
+        samples=_positive_int(samples if samples is not None else base.run.samples, "samples", source),
+        seeds=seed_list,
+        variants=variants,
+        common=_settings(common or {}, source),
+    )
+    for variant in variants:  # resolve each once: unknown keys and bad values fail here, before any run
+        experiment.config(variant, seed_list[0])
+    return experiment
+
+
+def _variant(name: str, table: Any, source: str) -> Variant:
+    if not NAME.fullmatch(str(name)):
+        raise DqnlabError(f"{source}: variant name {name!r} must be letters, digits, '_', '-' or '.'")
+    if not isinstance(table, Mapping):
+        raise DqnlabError(f"{source}: variant {name!r} must be a table of settings")
+    table = dict(table)
+    agent = table.pop("agent", name if name in AGENTS else "replay")
+    if agent not in AGENTS:
+        raise DqnlabError(f"{source}: variant {name!r} has agent {agent!r}; choose one of: {', '.join(AGENTS)}")
+    return Variant(str(name), str(agent), _settings(table, f"{source}: variant {name!r}"))
+
+
+def _settings(data: Mapping[str, Any], source: str) -> Settings:
+    settings: Settings = {}
+    for section, values in data.items():
+        if not isinstance(values, Mapping):
+            raise DqnlabError(f"{source}: {section!r} must be a table of keys, e.g. {section} = {{ key = value }}")
+        settings[str(section)] = dict(values)
+    apply_sections(Config(), settings, source=source)  # names and types checked here
+    return settings
+
+
+def _seeds(seeds: Any, source: str) -> tuple[int, ...]:
+    if isinstance(seeds, bool):
+        raise DqnlabError(f"{source}: seeds must be a count or a list of seeds; got {seeds!r}")
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise DqnlabError(f"{source}: the number of seeds must be >= 1; got {seeds}")
+        return tuple(range(seeds))
+    if isinstance(seeds, (list, tuple)) and seeds and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        if len(set(seeds)) != len(seeds):
+            raise DqnlabError(f"{source}: seeds must not repeat; got {list(seeds)}")
+        return tuple(seeds)
+    raise DqnlabError(f"{source}: seeds must be a count >= 1 or a non-empty list of seeds >= 0; got {seeds!r}")
+
+
+def _positive_int(value: Any, name: str, source: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise DqnlabError(f"{source}: {name} must be an integer >= 1; got {value!r}")
+    return value
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def parse_variant_option(text: str) -> tuple[str, dict[str, Any]]:
+    """`NAME:key=value,key=value` -> (NAME, {"agent": ..., section: {key: value}}).
+
+    Commas inside brackets or quotes belong to the value: `big:network.hidden=[256, 256]`.
+    """
+    name, sep, rest = text.partition(":")
+    name = name.strip()
+    if not name:
+        raise DqnlabError(f"--variant {text!r} must look like NAME:section.key=value,... e.g. replay16:replay.batch_size=16")
+    table: dict[str, Any] = {}
+    for item in _split_items(rest) if sep else []:
+        key, eq, raw = item.partition("=")
+        if key.strip() == "agent":
+            table["agent"] = raw.strip().strip("\"'")
+            continue
+        if not eq:
+            raise DqnlabError(f"--variant {name}: {item!r} must look like section.key=value")
+        path, value = parse_override(item)
+        section, _, key = path.partition(".")
+        table.setdefault(section, {})[key] = value
+    return name, table
+
+
+def _split_items(text: str) -> list[str]:
+    items, depth, quote, current = [], 0, "", []
+    for char in text:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            items.append("".join(current).strip())
+            current = []
+            continue
+        current.append(char)
+    if "".join(current).strip():
+        items.append("".join(current).strip())
+    return [item for item in items if item]
+
+
+def read_experiment_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise DqnlabError(f"experiment file {path} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise DqnlabError(f"experiment file {path} is not valid TOML: {error}") from None
+    allowed = {"preset", "samples", "seeds", "common", "variants"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise DqnlabError(f"experiment file {path}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
+    return data
+
+
+def experiment_json(experiment: Experiment) -> str:
+    return json.dumps(experiment.to_dict(), indent=2) + "\n"
