@@ -285,3 +285,20 @@ def test_aggregate_of_curves_gives_one_list_entry_per_grid_point():
 def test_bad_inputs_raise_value_errors_that_name_the_problem(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize(
+    "wins_, losses, expected",
+    [
+        (3, 0, 0.25),  # 2 * (1/8)
+        (0, 3, 0.25),
+        (10, 0, 2 / 1024),
+        (5, 5, 1.0),
+        (0, 0, 1.0),
+        (8, 2, 2 * (1 + 10 + 45) / 1024),  # 2 * P(X <= 2), X ~ Binomial(10, 1/2)
+    ],
+)
+def test_sign_test_known_values(wins_, losses, expected):
+    from dqnlab.analysis.stats import sign_test
+
+    assert sign_test(wins_, losses) == pytest.approx(expected)

@@ -5,6 +5,7 @@ User mistakes (DqnlabError, click usage errors) print one line and exit 2.
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import time
@@ -205,6 +206,71 @@ def play_command(run_dir, episodes, seed, max_steps, gif, gif_frames, device):
     )
     if gif:
         click.echo(f"wrote {gif}")
+
+
+@cli.command("compare")
+@click.option("--experiment", "experiment_file", type=click.Path(dir_okay=False), default=None, help="TOML experiment file: preset, samples, seeds, [common.*] and [variants.NAME] tables.")
+@click.option("--preset", type=click.Choice(list(PRESETS)), default=None, help="Base configuration of every variant [default: tutorial].")
+@click.option("--samples", type=int, default=None, help="Sample budget of every run [default: the preset's].")
+@click.option("--seeds", type=int, default=None, help="Paired seeds 0..N-1 per variant [default: 10].")
+@click.option("--variant", "variants", multiple=True, metavar="NAME:KEY=VALUE,...", help="A variant, e.g. replay16:replay.batch_size=16,replay.warmup=16 or slow:agent=naive,learner.lr=1e-5. Repeatable [default: naive and replay].")
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help="A setting shared by every variant, as a TOML literal. Repeatable.")
+@click.option("--eval-every", type=click.IntRange(min=1), default=None, help="Greedy evaluation every K samples (run.eval_every), reported beside training scores.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes, one torch thread each [default: CPU cores].")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Results directory [default: results/compare-PRESET]. Rerunning the same command there resumes.")
+@click.option("--overwrite", is_flag=True, help="Replace a results directory that holds a different experiment.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the conclusion.")
+def compare_command(experiment_file, preset, samples, seeds, variants, overrides, eval_every, workers, out, overwrite, quiet):
+    """Train variants x paired seeds and compare them per episode, per sample and per second.
+
+    Seed k gives every variant the same initial weights and environment starts.
+    Writes runs/, summary.json, summary.md, plots/ and a self-contained report.html.
+    """
+    from dqnlab.experiments.compare import compare
+
+    experiment = _build_experiment(experiment_file, preset, samples, seeds, variants, overrides, eval_every)
+    out = Path(out or f"results/compare-{experiment.preset}")
+    summary = compare(experiment, out, workers=workers or os.cpu_count() or 1, overwrite=overwrite, quiet=quiet)
+    _print_conclusion(summary, out)
+
+
+def _build_experiment(experiment_file, preset, samples, seeds, variants, overrides, eval_every):
+    from dqnlab.config import parse_override
+    from dqnlab.experiments.spec import build_experiment, parse_variant_option, read_experiment_file
+
+    data = read_experiment_file(experiment_file) if experiment_file else {}
+    common = {section: dict(values) for section, values in data.get("common", {}).items()} if isinstance(data.get("common", {}), dict) else data.get("common")
+    for text in [*overrides, *([f"run.eval_every={eval_every}"] if eval_every else [])]:
+        path, value = parse_override(text)
+        section, _, key = path.partition(".")
+        common.setdefault(section, {})[key] = value
+    variant_tables = dict(parse_variant_option(text) for text in variants) if variants else data.get("variants")
+    if variants and len(variant_tables) != len(variants):
+        raise DqnlabError("--variant names must be unique")
+    return build_experiment(
+        preset_name=preset or data.get("preset"),
+        samples=samples if samples is not None else data.get("samples"),
+        seeds=seeds if seeds is not None else data.get("seeds"),
+        variant_tables=variant_tables,
+        common=common,
+        source=f"experiment file {experiment_file}" if experiment_file else "compare",
+    )
+
+
+def _print_conclusion(summary: dict, out: Path) -> None:
+    for line in summary["conclusion"]:
+        click.echo(line)
+    click.echo(f"report: {out / 'report.html'}")
+
+
+@cli.command("report")
+@click.argument("results_dir", type=click.Path(file_okay=False))
+def report_command(results_dir):
+    """Rebuild summary.json, summary.md, plots and report.html from a results directory's saved runs."""
+    from dqnlab.analysis.report import build_report
+
+    summary = build_report(results_dir)
+    _print_conclusion(summary, Path(results_dir))
 
 
 @cli.command("config")

@@ -1,0 +1,83 @@
+"""`dqnlab compare`: plan, run what is missing, then analyse everything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dqnlab.analysis.report import build_report
+from dqnlab.experiments.local import Event, outcome_line, run_local
+from dqnlab.experiments.runner import Plan, plan, prepare_results_dir
+from dqnlab.experiments.spec import Experiment
+
+
+def compare(experiment: Experiment, out: Path, workers: int, overwrite: bool = False, quiet: bool = False) -> dict[str, Any]:
+    """Run the experiment's missing runs into `out` and (re)build its report; returns the summary."""
+    prepare_results_dir(out, experiment, overwrite)
+    work = plan(experiment, out)
+    echo = (lambda *a, **k: None) if quiet else click.echo
+    total = len(work.tasks) + len(work.kept)
+    echo(
+        f"{len(experiment.variants)} variants x {len(experiment.seeds)} seeds = {total} runs of "
+        f"{experiment.samples:,} samples -> {out}; {len(work.kept)} already done, "
+        f"{len(work.tasks)} to run on {min(workers, max(len(work.tasks), 1))} worker(s)"
+    )
+    for key, why in sorted(work.redone.items()):
+        echo(f"redoing {key}: {why}", err=True)
+    with _SweepDisplay(work, experiment.samples, quiet) as display:
+        try:
+            run_local(work.tasks, workers, display.event)
+        except KeyboardInterrupt:
+            display.stop()
+            click.echo(f"interrupted: finished runs are kept; rerun the same command to resume into {out}", err=True)
+            raise SystemExit(130) from None
+    if display.failed:
+        echo(f"{display.failed} run(s) failed this time; rerunning the same command retries them", err=True)
+    return build_report(out)
+
+
+class _SweepDisplay:
+    """Runs done / total, and a bar per run in progress (a line per finished run off a terminal)."""
+
+    def __init__(self, work: Plan, budget: int, quiet: bool) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.console = Console(highlight=False, markup=False, soft_wrap=True)
+        self.live = not quiet and self.console.is_terminal
+        self.quiet, self.budget, self.failed = quiet, budget, 0
+        self.done, self.total = len(work.kept), len(work.kept) + len(work.tasks)
+        self.progress = Progress(
+            TextColumn("{task.description:>24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=self.console, disable=not self.live,
+        )  # fmt: skip
+        self.overall = self.progress.add_task("runs", total=self.total, completed=self.done)
+        self.bars: dict[str, Any] = {}
+
+    def __enter__(self) -> "_SweepDisplay":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+    def event(self, event: Event) -> None:
+        kind, key = event[0], event[1]
+        if kind == "start":
+            self.bars[key] = self.progress.add_task(key, total=self.budget)
+        elif kind == "progress" and key in self.bars:
+            self.progress.update(self.bars[key], completed=event[2])
+        elif kind == "done":
+            outcome = event[2]
+            self.failed += outcome.get("status") == "failed"
+            self.done += 1
+            if key in self.bars:
+                self.progress.remove_task(self.bars.pop(key))
+            self.progress.update(self.overall, completed=self.done)
+            if not self.quiet:
+                self.console.print(f"[{self.done}/{self.total}] {key}: {outcome_line(outcome)}")
