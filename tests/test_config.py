@@ -167,13 +167,13 @@ def test_missing_config_file(tmp_path):
 
 
 def test_unknown_preset_and_agent():
-    with pytest.raises(DqnlabError, match="unknown preset 'atari'; choose one of: tutorial, standard"):
+    with pytest.raises(DqnlabError, match="unknown preset 'atari'; choose one of: tutorial, quick, standard"):
         preset("atari")
     with pytest.raises(DqnlabError, match="unknown agent 'lazy'"):
         with_agent(Config(), "lazy")
 
 
-@pytest.mark.parametrize("preset_name", ["tutorial", "standard"])
+@pytest.mark.parametrize("preset_name", ["tutorial", "quick", "standard"])
 @pytest.mark.parametrize("agent", ["naive", "replay"])
 def test_json_round_trip(preset_name, agent):
     config = resolve(preset_name, agent, overrides=["network.hidden=[8, 4]", "run.seed=7"])

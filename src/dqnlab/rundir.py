@@ -177,6 +177,7 @@ def train_into(
 def write_failure(run_dir: Path, error: BaseException | str) -> None:
     """Mark a run that crashed: result.json with status "failed" and the error's one-line text."""
     text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    run_dir.mkdir(parents=True, exist_ok=True)
     _atomic_write_text(run_dir / RESULT, json.dumps({"status": "failed", "error": text.splitlines()[0] if text else ""}, indent=2) + "\n")
 
 

@@ -1,137 +1,113 @@
 """The embedded backend: local worker processes, one torch thread each.
 
-Workers are long-lived spawned processes that take tasks from a queue, so
-torch is imported once per worker, not once per run. They report events
-("start", "progress", "done") on a second queue. If a worker process dies
-(killed, out of memory, a crash in native code), the parent marks its run
-failed and starts a replacement, so the sweep goes on.
+Workers are long-lived spawned processes, so torch is imported once per
+worker, not once per run. The parent hands each worker one task at a time
+over its own pipe and so always knows which run a worker holds; workers
+answer on the same pipe ("progress", "done"). If a worker process dies
+(killed, out of memory, a crash in native code), the parent marks the run it
+held as failed and starts a replacement, so the sweep goes on.
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import queue
+import os
+import signal
+from collections import deque
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
 from typing import Any, Callable
 
 from dqnlab.experiments.runner import RunTask, run_task
 from dqnlab.rundir import write_failure
 
 Event = tuple  # ("start", key) | ("progress", key, samples) | ("done", key, outcome)
-POLL_SECONDS = 0.5
+FAULT_VARIABLE = "DQNLAB_KILL_WORKER_AT"  # a run key; its worker process exits abruptly (fault injection)
 
 
-def _worker(task_queue, event_queue, progress_every: int) -> None:
+def _worker(connection: Connection, progress_every: int) -> None:
     import torch
 
     from dqnlab import runtime
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it terminates us
     torch.set_num_threads(1)  # one thread per worker: workers, not threads, fill the cores
     runtime.tune_allocator()
-    while True:
-        task = task_queue.get()
-        if task is None:
-            return
-        event_queue.put(("start", task.key, multiprocessing.current_process().pid))
+    while (task := connection.recv()) is not None:
+        if os.environ.get(FAULT_VARIABLE) == task.key:  # tests kill a worker mid-sweep this way
+            os._exit(70)
 
         def progress(samples: int, key: str = task.key) -> None:
             if samples % progress_every == 0:
-                event_queue.put(("progress", key, samples))
+                connection.send(("progress", key, samples))
 
-        event_queue.put(("done", task.key, run_task(task, progress)))
+        connection.send(("done", task.key, run_task(task, progress)))
+
+
+@dataclass
+class _Slot:
+    process: Any
+    connection: Connection
+    task: RunTask | None = None
 
 
 def run_local(tasks: list[RunTask], workers: int, on_event: Callable[[Event], None], progress_every: int = 2000) -> None:
     """Execute `tasks` on `workers` processes; call `on_event` in this process for every event."""
-    if not tasks:
-        return
     context = multiprocessing.get_context("spawn")
-    task_queue, event_queue = context.Queue(), context.Queue()
-    for task in tasks:
-        task_queue.put(task)
-    workers = max(1, min(workers, len(tasks)))
-    for _ in range(workers):
-        task_queue.put(None)  # one stop sign per worker
+    queue = deque(tasks)
 
-    def start_worker():
-        process = context.Process(target=_worker, args=(task_queue, event_queue, progress_every), daemon=True)
+    def start_slot() -> _Slot:
+        parent, child = context.Pipe()
+        process = context.Process(target=_worker, args=(child, progress_every), daemon=True)
         process.start()
-        return process
+        child.close()
+        return _Slot(process, parent)
 
-    by_key = {task.key: task for task in tasks}
-    processes = [start_worker() for _ in range(workers)]
-    running: dict[int, str] = {}  # worker pid -> key of its current run
-    pending = set(by_key)
-    restarts = 0
+    def assign(slot: _Slot) -> None:
+        slot.task = queue.popleft() if queue else None
+        slot.connection.send(slot.task)  # None: the worker stops
+        if slot.task is not None:
+            on_event(("start", slot.task.key))
+
+    slots = [start_slot() for _ in range(max(0, min(workers, len(tasks))))]
     try:
-        while pending:
-            for event in _drain(event_queue, timeout=POLL_SECONDS):
-                _handle(event, running, pending, on_event)
-            for index, process in enumerate(processes):
-                if process.is_alive() or process.pid is None:
+        for slot in slots:
+            assign(slot)
+        while busy := [slot for slot in slots if slot.task is not None]:
+            ready = set(wait([s.connection for s in busy] + [s.process.sentinel for s in busy]))
+            for slot in busy:
+                if slot.connection not in ready and slot.process.sentinel not in ready:
                     continue
-                for event in _drain(event_queue, timeout=0.2):  # what it said before it died
-                    _handle(event, running, pending, on_event)
-                key = running.pop(process.pid, None)
-                if key is not None and key in pending:
-                    reason = f"worker process died (exit code {process.exitcode})"
-                    write_failure(by_key[key].run_dir, reason)
-                    _handle(("done", key, {"status": "failed", "error": reason}), running, pending, on_event)
-                if pending and restarts < 10 * len(tasks):
-                    if key is not None:
-                        task_queue.put(None)  # the dead worker never took its stop sign's place
-                    processes[index] = start_worker()
-                    restarts += 1
-                else:
-                    processes[index] = _Finished()
-            if pending and not any(p.is_alive() for p in processes):
-                for key in sorted(pending):
-                    _handle(("done", key, {"status": "failed", "error": "no worker left to run it"}), running, pending, on_event)
+                state = _receive(slot, on_event)
+                if state == "done":
+                    assign(slot)
+                elif state == "dead":
+                    _bury(slot, on_event)
+                    slots[slots.index(slot)] = replacement = start_slot()
+                    assign(replacement)
     finally:
-        for process in processes:
-            if process.is_alive():
-                process.terminate()
-        for process in processes:
-            process.join(timeout=5)
+        for slot in slots:
+            slot.process.join(timeout=5) if slot.task is None else slot.process.terminate()
 
 
-class _Finished:
-    """Stands in for a worker that ended and will not be replaced."""
-
-    pid = None
-
-    def is_alive(self) -> bool:
-        return False
-
-    def terminate(self) -> None:
-        pass
-
-    def join(self, timeout: float | None = None) -> None:
-        pass
-
-
-def _drain(event_queue, timeout: float) -> list[Event]:
-    events = []
+def _receive(slot: _Slot, on_event: Callable[[Event], None]) -> str:
+    """Pass on one message: "done", "progress", or "dead" when the worker's end of the pipe is gone."""
     try:
-        events.append(event_queue.get(timeout=timeout))
-        while True:
-            events.append(event_queue.get_nowait())
-    except queue.Empty:
-        return events
+        if not slot.connection.poll():
+            return "busy" if slot.process.is_alive() else "dead"
+        message = slot.connection.recv()
+    except (EOFError, OSError):
+        return "dead"
+    on_event(message)
+    return message[0]
 
 
-def _handle(event: Event, running: dict[int, str], pending: set[str], on_event: Callable[[Event], None]) -> None:
-    kind, key = event[0], event[1]
-    if kind == "start":
-        running[event[2]] = key
-        on_event(("start", key))
-    elif kind == "progress":
-        on_event(event)
-    elif kind == "done" and key in pending:
-        pending.discard(key)
-        for pid, running_key in list(running.items()):
-            if running_key == key:
-                del running[pid]
-        on_event(event)
+def _bury(slot: _Slot, on_event: Callable[[Event], None]) -> None:
+    """A worker died holding a run: mark that run failed."""
+    reason = f"worker process died (exit code {slot.process.exitcode})"
+    write_failure(slot.task.run_dir, reason)
+    on_event(("done", slot.task.key, {"status": "failed", "error": reason}))
+    slot.connection.close()
 
 
 def outcome_line(outcome: dict[str, Any]) -> str:
