@@ -6,18 +6,34 @@ import json
 from pathlib import Path
 from typing import Any
 
+from dqnlab.analysis.plots import write_plots
+from dqnlab.analysis.render import render_html, render_markdown
 from dqnlab.analysis.runs import load_experiment
 from dqnlab.analysis.summary import summarize
 
 SUMMARY_JSON = "summary.json"
+SUMMARY_MD = "summary.md"
+REPORT_HTML = "report.html"
 
 
 def build_report(out: str | Path) -> dict[str, Any]:
-    """Read a results directory's runs and (re)write its summary and report; returns the summary."""
+    """Read a results directory's runs and (re)write its summary and report; returns the summary.
+
+    summary.json first, then plots/*.png, summary.md and report.html, each
+    written to a temporary file and renamed: an interrupted rebuild leaves
+    the previous file whole, never half of one.
+    """
     out = Path(out)
     experiment, runs = load_experiment(out)
     summary = summarize(experiment, runs)
-    tmp = out / (SUMMARY_JSON + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    tmp.replace(out / SUMMARY_JSON)
+    _write_atomic(out / SUMMARY_JSON, json.dumps(summary, indent=2) + "\n")
+    plots = write_plots(out, summary, runs)
+    _write_atomic(out / SUMMARY_MD, render_markdown(summary, plots=[path.name for path in plots]))
+    _write_atomic(out / REPORT_HTML, render_html(summary, {path.name: path.read_bytes() for path in plots}))
     return summary
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from dqnlab.analysis import metrics, stats
+from dqnlab.analysis.formatting import fmt, interval
 from dqnlab.analysis.runs import Run
 from dqnlab.experiments.spec import Experiment
 
@@ -39,7 +40,7 @@ HEADLINE = ("episode_score", "final_score", "sample_efficiency", "time_score")
 
 
 def summarize(experiment: Experiment, runs: list[Run]) -> dict[str, Any]:
-    usable = [run for run in runs if run.usable and len(run.episodes.get("score", ())) > 0]
+    usable = [run for run in runs if _enters_statistics(run)]
     names = [variant.name for variant in experiment.variants]
     common = _common_limits(usable, experiment.samples)
     per_run = {(run.variant, run.seed): _run_measures(run, experiment.samples, common) for run in usable}
@@ -92,11 +93,22 @@ def _run_measures(run: Run, budget: int, common: dict[str, float]) -> dict[str, 
     return values
 
 
+def _enters_statistics(run: Run) -> bool:
+    """Finished its budget with at least one finished episode to measure."""
+    return run.usable and len(run.episodes.get("score", ())) > 0
+
+
 def _run_counts(runs: list[Run]) -> dict[str, Any]:
     counts: dict[str, Any] = {"total": len(runs)}
     for status in ("complete", "diverged", "failed", "incomplete", "missing"):
         counts[status] = sum(run.status == status for run in runs)
-    counts["excluded"] = [f"{run.variant}/seed-{run.seed:03d}: {run.status}" for run in runs if not run.usable]
+    counts["no_episodes"] = sum(run.usable and not _enters_statistics(run) for run in runs)
+    counts["used"] = sum(_enters_statistics(run) for run in runs)
+    counts["excluded"] = [
+        f"{run.variant}/seed-{run.seed:03d}: {run.status if not run.usable else 'no finished episode'}"
+        for run in runs
+        if not _enters_statistics(run)
+    ]
     return counts
 
 
@@ -208,11 +220,11 @@ def conclusion(summary: dict[str, Any]) -> list[str]:
     names = list(summary["variants"])
     lines = []
     runs = summary["runs"]
-    if runs["complete"] < runs["total"]:
+    if runs["used"] < runs["total"]:
         lines.append(
-            f"{runs['total'] - runs['complete']} of {runs['total']} runs did not finish their budget "
-            f"({runs['diverged']} diverged, {runs['failed']} failed, {runs['incomplete'] + runs['missing']} incomplete or missing) "
-            "and are left out of the statistics below."
+            f"{runs['total'] - runs['used']} of {runs['total']} runs are left out of the statistics below: "
+            f"{runs['diverged']} diverged, {runs['failed']} failed, {runs['incomplete'] + runs['missing']} incomplete "
+            f"or missing, {runs['no_episodes']} finished no episode."
         )
     if len(names) < 2:
         return lines + ["Only one variant: nothing to compare."]
@@ -226,8 +238,8 @@ def conclusion(summary: dict[str, Any]) -> list[str]:
         cost_b = summary["variants"][other]["measures"].get("transitions_processed", {})
         if cost_a.get("mean") and cost_b.get("mean"):
             lines.append(
-                f"Cost: {other} processed {cost_b['mean'] / cost_a['mean']:.3g}x the transitions of {baseline} "
-                f"({cost_b['mean']:,.0f} vs {cost_a['mean']:,.0f} per run)."
+                f"Cost: {other} processed {fmt(cost_b['mean'] / cost_a['mean'])}x the transitions of {baseline} "
+                f"({fmt(cost_b['mean'])} vs {fmt(cost_a['mean'])} per run)."
             )
     return lines
 
@@ -245,12 +257,12 @@ def _sentence(summary: dict[str, Any], row: dict[str, Any]) -> str:
     ma, mb = summary["variants"][a]["measures"][key], summary["variants"][b]["measures"][key]
     label = summary["measures"][key]["label"]
     numbers = (
-        f"IQM {mb['iqm']:.1f} [{mb['iqm_low']:.1f}, {mb['iqm_high']:.1f}] for {b} vs "
-        f"{ma['iqm']:.1f} [{ma['iqm_low']:.1f}, {ma['iqm_high']:.1f}] for {a}"
+        f"IQM {interval(mb['iqm'], mb['iqm_low'], mb['iqm_high'])} for {b} vs "
+        f"{interval(ma['iqm'], ma['iqm_low'], ma['iqm_high'])} for {a}"
     )
     odds = (
-        f"P({b} > {a}) = {row['p_b_better']:.2f} [{row['low']:.2f}, {row['high']:.2f}]; "
-        f"{b} better on {row['b_wins']} of {row['n_pairs']} paired seeds, sign test p = {row['sign_test_p']:.2g}"
+        f"P({b} > {a}) = {interval(row['p_b_better'], row['low'], row['high'])}; "
+        f"{b} better on {row['b_wins']} of {row['n_pairs']} paired seeds, sign test p = {fmt(row['sign_test_p'])}"
     )
     if row["verdict"] == "inconclusive":
         verdict = f"inconclusive: neither {a} nor {b} is reliably better"

@@ -1,0 +1,303 @@
+"""The report's three figures, drawn from summary.json (and, for the strips, the runs' episodes).
+
+- `curves.png`: the tutorial's three views of learning side by side (per
+  episode, per sample, per wall-clock second): IQM with its 95% CI band and
+  the mean, per variant; greedy evaluations as markers on the samples panel.
+- `strips.png`: every episode of every seed, coloured by its score, so that a
+  collapse (a run of scores <= 12 after learning) is visible where an
+  average would smooth it away.
+- `measures.png`: IQM and mean with 95% CIs of the headline measures, one
+  row per measure, in the manner of rliable's aggregate plots.
+
+Figures are built with matplotlib's object API (`Figure` + Agg canvas), not
+`pyplot`: nothing global changes (no backend switch, no figure registry to
+leak into), and a figure is freed as soon as it is saved. Whatever cannot be
+drawn (a variant without usable runs, points that are None, no evaluations)
+is skipped; a panel left empty says so.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import ListedColormap, LogNorm
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator, ScalarFormatter
+
+from dqnlab.analysis.metrics import CURVE_WINDOW, FORGETTING_LOW
+from dqnlab.analysis.runs import Run
+from dqnlab.analysis.summary import HEADLINE
+
+PLOTS = "plots"
+DPI = 120
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+# axis key in summary["curves"] -> (panel title, x label)
+AXES = {
+    "episode": ("Reward per episode", "episode"),
+    "samples": ("Reward per sample", "environment samples"),
+    "seconds": ("Reward per wall-clock second", "wall-clock seconds"),
+}
+SCORE_LABEL = f"training score ({CURVE_WINDOW}-episode moving average)"
+SCORE_FLOOR = 8.0  # no CartPole episode scores less: the bottom of the strips' colour scale
+STRIP_BINS = 900  # columns per strip: about one per pixel of the panel
+NO_METADATA = {"Software": None}  # no matplotlib version stamp: the same data gives the same bytes
+
+
+def write_plots(out: str | Path, summary: dict[str, Any], runs: Iterable[Run] = ()) -> list[Path]:
+    """Draw every figure into OUT/plots/ (each written atomically); returns the paths written."""
+    directory = Path(out) / PLOTS
+    directory.mkdir(parents=True, exist_ok=True)
+    figures = {
+        "curves.png": plot_curves(summary),
+        "strips.png": plot_strips(summary, list(runs)),
+        "measures.png": plot_measures(summary),
+    }
+    written = []
+    for name, figure in figures.items():
+        path = directory / name
+        if figure is None:  # nothing to draw: a figure left from an earlier build would contradict the report
+            path.unlink(missing_ok=True)
+            continue
+        tmp = directory / (name + ".tmp")
+        figure.savefig(tmp, format="png", dpi=DPI, metadata=NO_METADATA)
+        tmp.replace(path)
+        written.append(path)
+    return written
+
+
+def variant_colors(summary: dict[str, Any]) -> dict[str, str]:
+    """One colour per variant, the same in every figure."""
+    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(summary["variants"])}
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    figure = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _floats(values: Iterable[Any] | None) -> np.ndarray:
+    """A JSON list with None for missing values as a float array with NaN there."""
+    return np.array([np.nan if v is None else v for v in (values or [])], dtype=np.float64)
+
+
+def _say_empty(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="0.4")
+
+
+# ---------------------------------------------------------------- curves
+
+
+def plot_curves(summary: dict[str, Any]) -> Figure:
+    """Three panels: IQM line with 95% CI band and dashed mean per variant, on each of the tutorial's axes."""
+    colors = variant_colors(summary)
+    figure = _new_figure(15, 5.2)
+    axes = figure.subplots(1, 3, sharey=True)
+    curved, evaluated = set(), set()
+    for ax, (axis, (title, xlabel)) in zip(axes, AXES.items()):
+        for name, curve in summary["curves"].get(axis, {}).items():
+            if _draw_curve(ax, curve, colors.get(name, "0.3")):
+                curved.add(name)
+        if axis == "samples":
+            evaluated = _draw_evaluations(ax, summary.get("evaluation") or {}, colors, summary["experiment"]["samples"])
+        if not ax.has_data():
+            _say_empty(ax, "no usable runs")
+            ax.set_xticks([])
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelleft=True)  # sharey hides the inner panels' labels; keep them readable
+    axes[0].set_ylabel(SCORE_LABEL)
+    entries = [_legend_entries(name, color, name in curved, name in evaluated) for name, color in colors.items()]
+    entries = [row for row in entries if row]
+    if entries:
+        width = max(len(row) for row in entries)
+        # a legend row per variant: matplotlib fills columns first, so hand it the entries column by column
+        columns = [row[j] if j < len(row) else (Patch(alpha=0), "") for j in range(width) for row in entries]
+        handles, labels = zip(*columns)
+        figure.legend(handles, labels, loc="outside lower center", ncol=width, frameon=False)
+    if not any(ax.has_data() for ax in axes):
+        axes[0].set_yticks([])
+        figure.suptitle("Training score: no usable runs to draw")
+    else:
+        figure.suptitle(f"Training score over {_seed_counts(summary)}: IQM (line) with 95% bootstrap CI (band), mean (dashed)")
+    return figure
+
+
+def _legend_entries(name: str, color: str, curved: bool, evaluated: bool) -> list[tuple[Any, str]]:
+    entries: list[tuple[Any, str]] = []
+    if curved:
+        band = (Patch(color=color, alpha=0.2, linewidth=0), Line2D([], [], color=color, linewidth=2))
+        entries += [(band, f"{name}: IQM, 95% CI"), (Line2D([], [], color=color, linewidth=0.9, linestyle="--"), f"{name}: mean")]
+    if evaluated:
+        marker = Line2D([], [], color=color, marker="D", markeredgecolor="black", markeredgewidth=0.6, linestyle="none")
+        entries.append((marker, f"{name}: greedy eval (IQM, 95% CI)"))
+    return entries
+
+
+def _draw_curve(ax, curve: dict[str, Any], color: str) -> bool:
+    x, iqm = _floats(curve.get("x")), _floats(curve.get("iqm"))
+    if len(x) == 0 or len(x) != len(iqm) or not np.isfinite(iqm).any():
+        return False
+    low, high, mean = (_floats(curve.get(key)) for key in ("iqm_low", "iqm_high", "mean"))
+    marker = "o" if np.isfinite(iqm).sum() == 1 else None  # a lone point draws no line
+    ax.plot(x, iqm, color=color, linewidth=2, marker=marker)
+    if len(low) == len(x) == len(high):
+        band = np.isfinite(low) & np.isfinite(high)  # (G,)
+        ax.fill_between(x, low, high, where=band, color=color, alpha=0.2, linewidth=0)
+    if len(mean) == len(x) and np.isfinite(mean).any():
+        ax.plot(x, mean, color=color, linewidth=0.9, linestyle="--", marker=marker)
+    return True
+
+
+def _draw_evaluations(ax, evaluation: dict[str, Any], colors: dict[str, str], budget: float) -> set[str]:
+    """Greedy evaluation IQM with its 95% CI as error bars, nudged apart so variants do not hide each other."""
+    drawn = set()
+    names = [name for name in colors if name in evaluation]
+    for i, name in enumerate(names):
+        block = evaluation[name]
+        x, greedy = _floats(block.get("samples")), block.get("greedy") or {}
+        iqm, low, high = (_floats(greedy.get(key)) for key in ("iqm", "iqm_low", "iqm_high"))
+        if len(x) == 0 or not (len(x) == len(iqm) == len(low) == len(high)):
+            continue
+        keep = np.isfinite(iqm) & np.isfinite(low) & np.isfinite(high)  # (K,)
+        if not keep.any():
+            continue
+        nudge = (i - (len(names) - 1) / 2) * 0.012 * budget
+        error = np.vstack([np.maximum(iqm - low, 0), np.maximum(high - iqm, 0)])[:, keep]  # (2, K')
+        ax.errorbar(x[keep] + nudge, iqm[keep], yerr=error, fmt="D", markersize=6, capsize=4, color=colors[name],
+                    markeredgecolor="black", markeredgewidth=0.6, linestyle="none")  # fmt: skip
+        drawn.add(name)
+    return drawn
+
+
+def _seed_counts(summary: dict[str, Any]) -> str:
+    counts = sorted({block.get("n", 0) for block in summary["variants"].values()})
+    if len(counts) == 1:
+        return f"{counts[0]} seed{'s' if counts[0] != 1 else ''} per variant"
+    return "; ".join(f"{name} n={block.get('n', 0)}" for name, block in summary["variants"].items())
+
+
+# ---------------------------------------------------------------- strips
+
+
+def plot_strips(summary: dict[str, Any], runs: list[Run]) -> Figure | None:
+    """One panel per variant, a row per seed: every episode's score over the samples it covered.
+
+    Each of `STRIP_BINS` columns shows the lowest score among the episodes it
+    covers, so a short collapse is never lost to the resolution of the image.
+    Scores <= 12 (a collapse; 9 is the floor) take the red end of the scale.
+    """
+    shown = [run for run in runs if len(run.episodes.get("score", ())) > 0]
+    names = [name for name in summary["variants"] if any(run.variant == name for run in shown)]
+    if not names:
+        return None
+    budget = float(max(summary["experiment"]["samples"], max(run.episodes["samples"][-1] for run in shown)))
+    top = max(float(np.nanmax(run.episodes["score"])) for run in shown)
+    norm = LogNorm(vmin=SCORE_FLOOR, vmax=max(top, 2 * FORGETTING_LOW))
+    cmap = _collapse_colormap(norm)
+    rows = {name: [run for run in shown if run.variant == name] for name in names}
+    heights = [max(len(group), 1) + 1.5 for group in rows.values()]
+    figure = _new_figure(13, 1.4 + 0.28 * sum(heights))
+    axes = np.atleast_1d(figure.subplots(len(names), 1, sharex=True, gridspec_kw={"height_ratios": heights}))
+    edges = np.linspace(0.0, budget, STRIP_BINS + 1)  # (W + 1,)
+    for ax, (name, group) in zip(axes, rows.items()):
+        image = np.stack([_strip(run, edges) for run in group])  # (seeds, W)
+        picture = ax.imshow(np.ma.masked_invalid(image), aspect="auto", interpolation="nearest", cmap=cmap, norm=norm,
+                            extent=(0.0, budget, len(group) - 0.5, -0.5))  # fmt: skip
+        ax.set_yticks(range(len(group)), [_row_label(run) for run in group], fontsize=8)
+        ax.set_title(f"{name}: every training episode, one row per seed", loc="left")
+        ax.set_facecolor("white")
+    axes[-1].set_xlabel("environment samples")
+    bar = figure.colorbar(picture, ax=list(axes), label="episode score", fraction=0.03, pad=0.01)
+    ticks = [t for t in (8, 12, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000) if t <= norm.vmax]
+    bar.ax.yaxis.set_major_locator(FixedLocator(ticks))
+    bar.ax.yaxis.set_major_formatter(ScalarFormatter())
+    bar.ax.yaxis.set_minor_locator(NullLocator())
+    bar.ax.yaxis.set_minor_formatter(NullFormatter())
+    figure.suptitle(f"Episode scores per seed (log colour scale; red: scores <= {FORGETTING_LOW}, a collapse once learned; "
+                    "blank: the unfinished last episode)")  # fmt: skip
+    return figure
+
+
+def _collapse_colormap(norm: LogNorm) -> ListedColormap:
+    """Viridis above 12, reds from 8 to 12: collapses stand out against any learned score."""
+    steps = 512
+    cut = int(round(steps * float(norm(FORGETTING_LOW + 0.5))))  # the share of the scale at or below 12
+    low = np.array([[0.55, 0.0, 0.05, 1.0], [0.95, 0.25, 0.2, 1.0]])  # dark to light red
+    reds = np.column_stack([np.interp(np.linspace(0, 1, cut), [0, 1], low[:, c]) for c in range(4)])  # (cut, 4)
+    rest = colormaps["viridis"](np.linspace(0.0, 1.0, steps - cut))  # (steps - cut, 4)
+    return ListedColormap(np.vstack([reds, rest]), name="collapse_viridis").with_extremes(bad="white")
+
+
+def _strip(run: Run, edges: np.ndarray) -> np.ndarray:
+    """The lowest episode score in each column [edges[i], edges[i+1]): (W,), NaN where no episode ended yet."""
+    ends = run.episodes["samples"]  # (E,)
+    starts = np.concatenate([[0.0], ends[:-1]])  # (E,) an episode starts where the previous one ended
+    scores = run.episodes["score"]  # (E,)
+    width = len(edges) - 1
+    step = edges[1] - edges[0]
+    first = np.clip(np.floor(starts / step), 0, width - 1).astype(int)  # (E,)
+    last = np.clip(np.ceil(ends / step) - 1, 0, width - 1).astype(int)  # (E,)
+    last = np.maximum(last, first)
+    counts = last - first + 1  # (E,)
+    columns = np.repeat(first, counts) + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))  # (C,)
+    strip = np.full(width, np.inf)  # (W,)
+    np.minimum.at(strip, columns, np.repeat(scores, counts))
+    strip[~np.isfinite(strip)] = np.nan
+    return strip
+
+
+def _row_label(run: Run) -> str:
+    return f"seed {run.seed}" if run.usable else f"seed {run.seed} ({run.status})"
+
+
+# ---------------------------------------------------------------- measures
+
+
+def plot_measures(summary: dict[str, Any]) -> Figure:
+    """IQM (dot, thick bar) and mean (hollow diamond, thin bar) with 95% CIs; a row per headline measure."""
+    colors = variant_colors(summary)
+    names = list(summary["variants"])
+    figure = _new_figure(10, 1.0 + len(HEADLINE) * (0.75 + 0.45 * max(len(names), 1)))
+    axes = figure.subplots(len(HEADLINE), 1)
+    for ax, key in zip(axes, HEADLINE):
+        ax.set_title(summary["measures"][key]["label"], loc="left", fontsize=10)
+        drawn = False
+        for row, name in enumerate(names):
+            block = summary["variants"][name].get("measures", {}).get(key, {})
+            drawn |= _draw_interval(ax, row - 0.13, block, ("iqm", "iqm_low", "iqm_high"), colors[name], "o", 5)
+            drawn |= _draw_interval(ax, row + 0.13, block, ("mean", "mean_low", "mean_high"), colors[name], "D", 1.5)
+        labels = [f"{name} (n={summary['variants'][name].get('n', 0)})" for name in names]
+        ax.set_yticks(range(len(names)), labels)
+        ax.set_ylim(len(names) - 0.5, -0.5)
+        ax.grid(axis="x", alpha=0.3)
+        if not drawn:
+            _say_empty(ax, "no usable runs")
+    axes[-1].set_xlabel("score (higher is better)")
+    handles = [  # legend proxies drawn like the marks: a dot on a thick bar, a hollow diamond on a thin one
+        Line2D([], [], color="0.35", marker="o", markersize=7, linewidth=5, label="IQM, 95% CI"),
+        Line2D([], [], color="0.35", marker="D", markersize=6, markerfacecolor="white", linewidth=1.5, label="mean, 95% CI"),
+    ]
+    figure.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False)
+    figure.suptitle("Headline measures per variant (95% percentile-bootstrap CIs over seeds)")
+    return figure
+
+
+def _draw_interval(ax, y: float, block: dict, keys: tuple[str, str, str], color: str, marker: str, width: float) -> bool:
+    value, low, high = (block.get(key) for key in keys)
+    if value is None or not math.isfinite(value):
+        return False
+    if low is not None and high is not None and math.isfinite(low) and math.isfinite(high):
+        ax.hlines(y, low, high, color=color, linewidth=width, alpha=0.55 if width > 2 else 1.0)
+    face = color if marker == "o" else "white"
+    ax.plot([value], [y], marker=marker, color=color, markerfacecolor=face, markersize=7 if marker == "o" else 6,
+            linestyle="none")  # fmt: skip
+    return True
