@@ -230,6 +230,7 @@ def conclusion(summary: dict[str, Any]) -> list[str]:
         return lines + ["Only one variant: nothing to compare."]
     baseline = names[0]
     for other in names[1:]:
+        lines.append(_headline(summary, baseline, other))
         for key in HEADLINE:
             row = _find(summary["comparisons"], baseline, other, key)
             if row is not None:
@@ -242,6 +243,30 @@ def conclusion(summary: dict[str, Any]) -> list[str]:
                 f"({fmt(cost_b['mean'])} vs {fmt(cost_a['mean'])} per run)."
             )
     return lines
+
+
+AXES = {"per episode": ("episode_score",), "per sample": ("final_score", "sample_efficiency"),
+        "per wall-clock second": ("time_score",)}  # fmt: skip
+
+
+def _headline(summary: dict[str, Any], a: str, b: str) -> str:
+    """One sentence: who wins on which of the tutorial's three axes."""
+    verdicts = {}
+    for axis, keys in AXES.items():
+        found = {row["verdict"] for key in keys if (row := _find(summary["comparisons"], a, b, key)) is not None}
+        verdicts[axis] = found.pop() if len(found) == 1 else "mixed" if found else "unmeasured"
+    pairs = min((row["n_pairs"] for row in summary["comparisons"] if row["a"] == a and row["b"] == b), default=0)
+    parts = []
+    for outcome in (b, a, "inconclusive", "mixed", "unmeasured"):
+        axes = [axis for axis, verdict in verdicts.items() if verdict == outcome]
+        if not axes:
+            continue
+        where = ", ".join(axes[:-1]) + (" and " if len(axes) > 1 else "") + axes[-1]
+        words = {b: f"{b} beats {a}", a: f"{a} beats {b}", "inconclusive": "the evidence is inconclusive",
+                 "mixed": "the measures disagree", "unmeasured": "nothing could be measured"}[outcome]  # fmt: skip
+        parts.append(f"{words} {where}")
+    budget = summary["experiment"]["samples"]
+    return f"Over {pairs} paired seeds of {fmt(budget)} samples each: " + "; ".join(parts) + "."
 
 
 def _find(rows: list[dict], a: str, b: str, measure: str) -> dict | None:
