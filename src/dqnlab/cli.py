@@ -239,7 +239,10 @@ def _build_experiment(experiment_file, preset, samples, seeds, variants, overrid
     from dqnlab.experiments.spec import build_experiment, parse_variant_option, read_experiment_file
 
     data = read_experiment_file(experiment_file) if experiment_file else {}
-    common = {section: dict(values) for section, values in data.get("common", {}).items()} if isinstance(data.get("common", {}), dict) else data.get("common")
+    common = data.get("common", {})
+    if not isinstance(common, dict) or not all(isinstance(v, dict) for v in common.values()):
+        raise DqnlabError(f"experiment file {experiment_file}: [common] must hold tables such as [common.learner]")
+    common = {section: dict(values) for section, values in common.items()}
     for text in [*overrides, *([f"run.eval_every={eval_every}"] if eval_every else [])]:
         path, value = parse_override(text)
         section, _, key = path.partition(".")

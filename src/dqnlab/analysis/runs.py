@@ -13,7 +13,7 @@ import numpy as np
 from dqnlab.errors import DqnlabError
 from dqnlab.experiments.runner import EXPERIMENT, run_dir_for
 from dqnlab.experiments.spec import Experiment
-from dqnlab.rundir import CONFIG, EPISODES, EVALUATIONS, RESULT
+from dqnlab.rundir import EPISODES, EVALUATIONS, RESULT
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,3 @@ def load_experiment(out: str | Path) -> tuple[Experiment, list[Run]]:
         raise DqnlabError(f"{path} is not valid JSON: {error}") from None
     runs = [load_run(run_dir_for(out, v.name, seed), v.name, seed) for v, seed in experiment.runs()]
     return experiment, runs
-
-
-def run_config(out: Path, variant: str, seed: int) -> dict[str, Any]:
-    return json.loads((run_dir_for(out, variant, seed) / CONFIG).read_text())
