@@ -16,6 +16,7 @@ import torch
 
 from dqnlab import __version__
 from dqnlab.config import PRESETS, Config, config_to_json, resolve
+from dqnlab.display import LiveDisplay
 from dqnlab.envs import make_env, time_limit_note
 from dqnlab.errors import DqnlabError
 from dqnlab.play import play
@@ -126,35 +127,29 @@ class _Display:
     """A progress bar over the sample budget with the tutorial's lines above it."""
 
     def __init__(self, total: int, quiet: bool) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-        self.quiet = quiet
-        self.console = Console(highlight=False, markup=False, soft_wrap=True)
-        self.progress = Progress(
-            TextColumn("samples"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-            console=self.console, disable=quiet or not self.console.is_terminal, transient=True,
-        )  # fmt: skip
-        self.task = self.progress.add_task("train", total=total)
+        columns = (TextColumn("samples"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+        self.live = LiveDisplay(*columns, quiet=quiet, transient=True)
+        self.task = self.live.progress.add_task("train", total=total)
 
     def __enter__(self) -> "_Display":
-        self.progress.start()
+        self.live.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.stop()
+        self.live.stop()
 
     def stop(self) -> None:
-        self.progress.stop()
+        self.live.stop()
 
     def advance(self, samples: int) -> None:
-        self.progress.update(self.task, completed=samples)
+        self.live.progress.update(self.task, completed=samples)
 
     def episode(self, record: EpisodeRecord) -> None:
-        if self.quiet:
-            return
-        self.progress.update(self.task, completed=record.samples)
-        self.console.print(episode_line(record))
+        if not self.live.quiet:
+            self.advance(record.samples)
+            self.live.line(episode_line(record))
 
 
 def episode_line(record: EpisodeRecord) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from dqnlab.analysis.report import build_report
+from dqnlab.display import LiveDisplay
 from dqnlab.experiments.local import Event, outcome_line, run_local
 from dqnlab.experiments.runner import Plan, plan, prepare_results_dir
 from dqnlab.experiments.spec import Experiment
@@ -39,45 +40,40 @@ def compare(experiment: Experiment, out: Path, workers: int, overwrite: bool = F
 
 
 class _SweepDisplay:
-    """Runs done / total, and a bar per run in progress (a line per finished run off a terminal)."""
+    """Runs done / total, and a bar per run in progress; a line per finished run."""
 
     def __init__(self, work: Plan, budget: int, quiet: bool) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
-        self.console = Console(highlight=False, markup=False, soft_wrap=True)
-        self.live = not quiet and self.console.is_terminal
-        self.quiet, self.budget, self.failed = quiet, budget, 0
+        columns = (TextColumn("{task.description:>24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        self.live = LiveDisplay(*columns, quiet=quiet)
+        self.budget, self.failed = budget, 0
         self.done, self.total = len(work.kept), len(work.kept) + len(work.tasks)
-        self.progress = Progress(
-            TextColumn("{task.description:>24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=self.console, disable=not self.live,
-        )  # fmt: skip
-        self.overall = self.progress.add_task("runs", total=self.total, completed=self.done)
+        self.overall = self.live.progress.add_task("runs", total=self.total, completed=self.done)
         self.bars: dict[str, Any] = {}
 
     def __enter__(self) -> "_SweepDisplay":
-        self.progress.start()
+        self.live.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.stop()
+        self.live.stop()
 
     def stop(self) -> None:
-        self.progress.stop()
+        self.live.stop()
 
     def event(self, event: Event) -> None:
         kind, key = event[0], event[1]
+        progress = self.live.progress
         if kind == "start":
-            self.bars[key] = self.progress.add_task(key, total=self.budget)
+            self.bars[key] = progress.add_task(key, total=self.budget)
         elif kind == "progress" and key in self.bars:
-            self.progress.update(self.bars[key], completed=event[2])
+            progress.update(self.bars[key], completed=event[2])
         elif kind == "done":
             outcome = event[2]
             self.failed += outcome.get("status") == "failed"
             self.done += 1
             if key in self.bars:
-                self.progress.remove_task(self.bars.pop(key))
-            self.progress.update(self.overall, completed=self.done)
-            if not self.quiet:
-                self.console.print(f"[{self.done}/{self.total}] {key}: {outcome_line(outcome)}")
+                progress.remove_task(self.bars.pop(key))
+            progress.update(self.overall, completed=self.done)
+            self.live.line(f"[{self.done}/{self.total}] {key}: {outcome_line(outcome)}")
