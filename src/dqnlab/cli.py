@@ -110,11 +110,12 @@ def train_command(preset, agent, config_file, overrides, env_id, samples, seed, 
         echo(note, err=True)
     echo(f"training {config.agent} agent ({config.preset} preset) on {config.env.id}, seed {config.run.seed}, "
          f"{config.run.samples:,} samples -> {run_dir}")  # fmt: skip
-    with _Display(config.run.samples, quiet) as display:
+    display = _Display(config.run.samples, quiet)
+    with display.live:
         try:
             result, summary = train_into(run_dir, config, display.episode, display.advance, tensorboard, save_replay)
         except KeyboardInterrupt:
-            display.stop()
+            display.live.stop()
             click.echo(f"interrupted: {run_dir} is incomplete (no result.json)", err=True)
             sys.exit(130)
     if result.divergence is not None:
@@ -132,16 +133,6 @@ class _Display:
         columns = (TextColumn("samples"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
         self.live = LiveDisplay(*columns, quiet=quiet, transient=True)
         self.task = self.live.progress.add_task("train", total=total)
-
-    def __enter__(self) -> "_Display":
-        self.live.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.live.stop()
-
-    def stop(self) -> None:
-        self.live.stop()
 
     def advance(self, samples: int) -> None:
         self.live.progress.update(self.task, completed=samples)

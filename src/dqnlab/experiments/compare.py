@@ -27,11 +27,12 @@ def compare(experiment: Experiment, out: Path, workers: int, overwrite: bool = F
     )
     for key, why in sorted(work.redone.items()):
         echo(f"redoing {key}: {why}", err=True)
-    with _SweepDisplay(work, experiment.samples, quiet) as display:
+    display = _SweepDisplay(work, experiment.samples, quiet)
+    with display.live:
         try:
             run_local(work.tasks, workers, display.event)
         except KeyboardInterrupt:
-            display.stop()
+            display.live.stop()
             click.echo(f"interrupted: finished runs are kept; rerun the same command to resume into {out}", err=True)
             raise SystemExit(130) from None
     if display.failed:
@@ -51,16 +52,6 @@ class _SweepDisplay:
         self.done, self.total = len(work.kept), len(work.kept) + len(work.tasks)
         self.overall = self.live.progress.add_task("runs", total=self.total, completed=self.done)
         self.bars: dict[str, Any] = {}
-
-    def __enter__(self) -> "_SweepDisplay":
-        self.live.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.live.stop()
-
-    def stop(self) -> None:
-        self.live.stop()
 
     def event(self, event: Event) -> None:
         kind, key = event[0], event[1]
