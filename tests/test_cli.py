@@ -215,6 +215,8 @@ def test_a_diverged_run_exits_1_and_is_marked(tmp_path):
     assert result.exit_code == 1 and result.stderr.startswith("diverged: the loss became")
     summary = json.loads((out / "result.json").read_text())
     assert summary["status"] == "diverged" and summary["diverged"]["learn_step"] >= 1
+    played = invoke("play", str(out), "--episodes", "1", "--max-steps", "5")
+    assert played.exit_code == 0 and played.stderr.startswith(f"note: {out} is diverged")
 
 
 def test_ctrl_c_keeps_the_finished_episodes(tmp_path, monkeypatch):

@@ -212,6 +212,15 @@ def summarize(result: TrainResult) -> dict[str, Any]:
 # ---------------------------------------------------------------- reading
 
 
+def run_status(run_dir: str | Path) -> str:
+    """result.json's status ("complete", "diverged", "failed"), or "incomplete" without one."""
+    try:
+        status = json.loads((Path(run_dir) / RESULT).read_text()).get("status")
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return "incomplete"
+    return str(status or "incomplete")
+
+
 def load_config(run_dir: str | Path) -> Config:
     path = Path(run_dir) / CONFIG
     if not path.is_file():
