@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import html
-import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
