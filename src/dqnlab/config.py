@@ -133,7 +133,7 @@ def preset(name: str) -> Config:
     """The named preset's configuration (with the `replay` agent)."""
     if name not in PRESETS:
         raise DqnlabError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
-    return PRESETS[name][1]
+    return dataclasses.replace(PRESETS[name][1], preset=name)
 
 
 def with_agent(config: Config, agent: str) -> Config:
@@ -169,7 +169,7 @@ def resolve(
     file_preset, file_agent = file_data.pop("preset", None), file_data.pop("agent", None)
     preset_name = str(preset_name or file_preset or "tutorial")
     agent = str(agent or file_agent or "replay")
-    config = with_agent(dataclasses.replace(preset(preset_name), preset=preset_name), agent)
+    config = with_agent(preset(preset_name), agent)
     config = apply_sections(config, file_data, source=f"config file {config_file}")
     for text in overrides:
         config = apply_override(config, text)

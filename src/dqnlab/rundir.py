@@ -30,6 +30,7 @@ import torch
 
 from dqnlab import __version__
 from dqnlab.config import Config, config_from_dict, config_to_json
+from dqnlab.envs import make_env
 from dqnlab.errors import DqnlabError
 from dqnlab.networks import QNetwork
 from dqnlab.training import EpisodeRecord, EvaluationRecord, TrainResult, train
@@ -234,8 +235,6 @@ def load_config(run_dir: str | Path) -> Config:
 
 def load_run_network(run_dir: str | Path, device: torch.device | str = "cpu", weights: str | Path | None = None):
     """A run's configuration and its final Q-network (or the weights file named)."""
-    from dqnlab.envs import make_env
-
     config = load_config(run_dir)
     env, spec = make_env(config.env)
     env.close()

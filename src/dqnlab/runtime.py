@@ -31,11 +31,10 @@ def tune_allocator() -> bool:
     name = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(name)
+        libc.gnu_get_libc_version  # only glibc has mallopt's thresholds  # noqa: B018
         mallopt = libc.mallopt
-        gnu_libc_version = libc.gnu_get_libc_version  # only glibc has mallopt's thresholds
     except (OSError, AttributeError, TypeError):
         return False
-    del gnu_libc_version
     ok = mallopt(_M_MMAP_THRESHOLD, 32 << 20)  # 32 MiB: glibc's largest allowed value
     return bool(ok and mallopt(_M_TRIM_THRESHOLD, 1 << 30))
 

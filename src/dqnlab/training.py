@@ -133,7 +133,8 @@ def train(
     `on_progress(samples)` every `progress_every` samples, and
     `on_checkpoint(samples, network)` every `run.checkpoint_every` samples,
     `on_evaluation(record)` after each greedy evaluation (`run.eval_every`),
-    whose time is kept off the training clock. A loss that is not finite stops training: `result.divergence` says where.
+    whose time is kept off the training clock. A loss that is not finite
+    stops training: `result.divergence` says where.
     """
     run, replay = config.run, config.replay
     runtime.tune_allocator()
@@ -148,7 +149,7 @@ def train(
     start = time.perf_counter()
     obs, _ = env.reset(seed=reset_seeds.next())
     score, length, high_score = 0.0, 0, float("-inf")
-    # updates_per_step as an exact ratio: after k steps past warm-up, floor(k * u) updates are due
+    # updates_per_step as an exact ratio: after k steps past warm-up, floor(k * u) learn steps are due
     ratio = Fraction(replay.updates_per_step).limit_denominator(1_000_000)
     steps_past_warmup = 0
     loss_sum, losses = 0.0, 0
@@ -158,15 +159,13 @@ def train(
         buffer.add(obs, action, reward, next_obs, terminated, truncated)
         if len(buffer) >= replay.warmup:
             steps_past_warmup += 1
-            due = (steps_past_warmup * ratio.numerator) // ratio.denominator
-            for _ in range(due - ((steps_past_warmup - 1) * ratio.numerator) // ratio.denominator):
-                batch = buffer.sample(replay.batch_size, replay_rng, replay.with_replacement, device)
-                loss = float(learner.learn(batch))
-                if not math.isfinite(loss):
+            due = steps_past_warmup * ratio.numerator // ratio.denominator  # learn steps owed by now
+            while learner.learn_steps < due and result.divergence is None:
+                loss = float(learner.learn(buffer.sample(replay.batch_size, replay_rng, replay.with_replacement, device)))
+                if math.isfinite(loss):
+                    loss_sum, losses = loss_sum + loss, losses + 1
+                else:
                     result.divergence = Divergence(loss, learner.learn_steps, sample, len(result.episodes))
-                    break
-                loss_sum += loss
-                losses += 1
             if result.divergence is not None:
                 break
         score += float(reward)

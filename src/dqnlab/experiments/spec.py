@@ -54,7 +54,7 @@ class Experiment:
 
     def config(self, variant: Variant, seed: int) -> Config:
         """The resolved configuration of one run."""
-        config = with_agent(_preset(self.preset), variant.agent)
+        config = with_agent(preset(self.preset), variant.agent)
         config = apply_sections(config, self.common, source="the experiment's common settings")
         config = apply_sections(config, variant.settings, source=f"variant {variant.name!r}")
         run = {"samples": self.samples, "seed": seed}
@@ -86,12 +86,6 @@ class Experiment:
         )
 
 
-def _preset(name: str) -> Config:
-    from dataclasses import replace
-
-    return replace(preset(name), preset=name)
-
-
 # ---------------------------------------------------------------- building
 
 
@@ -110,7 +104,7 @@ def build_experiment(
     if not isinstance(variant_tables, Mapping) or not variant_tables:
         raise DqnlabError(f"{source}: needs at least one variant")
     variants = tuple(_variant(name, table, source) for name, table in variant_tables.items())
-    base = with_agent(_preset(preset_name), "replay")
+    base = preset(preset_name)
     experiment = Experiment(
         preset=preset_name,
         samples=_positive_int(samples if samples is not None else base.run.samples, "samples", source),
