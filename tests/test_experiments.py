@@ -161,17 +161,16 @@ def test_a_different_experiment_is_refused_unless_overwrite(finished, tmp_path):
     assert (stranger / "cat.jpg").exists()
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="the failure injected here is a missing GPU")
 def test_failures_do_not_stop_the_sweep(tmp_path, monkeypatch):
     monkeypatch.setenv(FAULT_VARIABLE, "replay/seed-000")  # that run's worker process dies abruptly
-    variants = {"naive": {"agent": "naive"}, "replay": {}, "gpu": {"run": {"device": "cuda"}}}
+    variants = {"naive": {"agent": "naive"}, "replay": {}, "broken": {"env": {"id": "NoSuchEnv-v0"}}}  # its runs raise
     summary = compare(tiny_experiment(seeds=2, variants=variants), tmp_path, workers=2, quiet=True)
     runs = summary["runs"]
     assert (runs["complete"], runs["failed"]) == (3, 3)
     failure = json.loads((run_dir_for(tmp_path, "replay", 0) / "result.json").read_text())
     assert failure["status"] == "failed" and "worker process died" in failure["error"]
-    gpu = json.loads((run_dir_for(tmp_path, "gpu", 1) / "result.json").read_text())
-    assert "no CUDA GPU" in gpu["error"]
+    broken = json.loads((run_dir_for(tmp_path, "broken", 1) / "result.json").read_text())
+    assert "unknown environment 'NoSuchEnv-v0'" in broken["error"]
     assert "replay/seed-000: failed" in runs["excluded"]
     assert any(line.startswith("3 of 6 runs are left out of the statistics") for line in summary["conclusion"])
 

@@ -205,6 +205,8 @@ def summarize(result: TrainResult) -> dict[str, Any]:
         "replay_capacity": result.buffer.capacity,
         "replay_bytes_per_transition": result.buffer.bytes_per_transition,
         "device": str(result.learner.device),
+        "backend": result.backend,
+        "population": result.population,
         "torch_version": torch.__version__,
         "dqnlab_version": __version__,
     }

@@ -95,6 +95,8 @@ class TrainResult:
     unfinished_length: int = 0
     wall_seconds: float = 0.0
     divergence: Divergence | None = None
+    backend: str = "single"  # "single": this loop; "population": trained batched with others
+    population: int = 1  # members trained together, this one included
 
     @property
     def status(self) -> str:

@@ -206,6 +206,9 @@ def _how_to_read(summary: dict[str, Any]) -> list[Block]:
             f"Common windows: per-episode measures use the first {fmt(limits['episodes'])} episodes and per-second "
             f"measures the first {fmt(limits['seconds'])} wall-clock seconds, the most every usable run reached; "
             f"per-sample measures use the whole budget of {fmt(limits['budget'])} samples.",
+            "Wall-clock seconds depend on how runs were computed: "
+            + "; ".join(f"{name}: {how}" for name, how in summary.get("backends", {}).items())
+            + ". Single runs each had one core; members of a population share the population's clock.",
         )),  # fmt: skip
     ]
 

@@ -54,9 +54,27 @@ def summarize(experiment: Experiment, runs: list[Run]) -> dict[str, Any]:
         "comparisons": _comparisons(names, per_run),
         "curves": _curves(names, usable, experiment.samples, common),
         "evaluation": _evaluation(names, usable),
+        "backends": {name: _backend(run for run in usable if run.variant == name) for name in names},
     }
     summary["conclusion"] = conclusion(summary)
     return _json_ready(summary)
+
+
+def _backend(runs) -> str:
+    """How a variant's runs were computed, which is what its wall-clock seconds measure."""
+    singles, sizes = False, set()
+    for run in runs:
+        if run.result.get("backend", "single") == "single":
+            singles = True
+        else:
+            sizes.add(int(run.result.get("population", 1)))
+    parts = ["single runs"] if singles else []
+    if sizes:
+        low, high = min(sizes), max(sizes)
+        parts.append(f"population of {low}" if low == high else f"populations of {low} to {high}")
+    if not parts:
+        return "no runs"
+    return parts[0] if len(parts) == 1 else "mixed: " + " and ".join(parts)
 
 
 def _common_limits(usable: list[Run], budget: int) -> dict[str, float]:
@@ -235,6 +253,12 @@ def conclusion(summary: dict[str, Any]) -> list[str]:
             row = _find(summary["comparisons"], baseline, other, key)
             if row is not None:
                 lines.append(_sentence(summary, row))
+        backends = summary.get("backends", {})
+        if {backends.get(baseline), backends.get(other)} - {"single runs", None}:
+            lines.append(
+                f"Clock: {baseline} ran as {backends[baseline]}, {other} as {backends[other]}; members of a "
+                "population share its clock, so per-second figures compare like with like only within one backend."
+            )
         cost_a = summary["variants"][baseline]["measures"].get("transitions_processed", {})
         cost_b = summary["variants"][other]["measures"].get("transitions_processed", {})
         if cost_a.get("mean") and cost_b.get("mean"):

@@ -9,28 +9,58 @@ import click
 
 from dqnlab.analysis.report import build_report
 from dqnlab.display import LiveDisplay
+from dqnlab.errors import DqnlabError
+from dqnlab.runtime import resolve_device
 from dqnlab.experiments.local import Event, outcome_line, run_local
+from dqnlab.experiments.population import populations, run_populations
 from dqnlab.experiments.runner import Plan, plan, prepare_results_dir
 from dqnlab.experiments.spec import Experiment
 
 
-def compare(experiment: Experiment, out: Path, workers: int, overwrite: bool = False, quiet: bool = False) -> dict[str, Any]:
-    """Run the experiment's missing runs into `out` and (re)build its report; returns the summary."""
+BACKENDS = ("local", "population")
+
+
+def compare(
+    experiment: Experiment,
+    out: Path,
+    workers: int,
+    overwrite: bool = False,
+    quiet: bool = False,
+    backend: str = "local",
+    population_size: int | None = None,
+) -> dict[str, Any]:
+    """Run the experiment's missing runs into `out` and (re)build its report; returns the summary.
+
+    backend "local": `workers` processes, one run each at a time. "population":
+    each variant's seeds train together in populations of up to
+    `population_size` members (all of them if None), on `workers` torch threads.
+    """
+    if backend not in BACKENDS:
+        raise DqnlabError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+    for device in {experiment.config(variant, 0).run.device for variant in experiment.variants}:
+        resolve_device(device)  # no GPU where one is asked for: one line now, not a failure per run
     prepare_results_dir(out, experiment, overwrite)
     work = plan(experiment, out)
     echo = (lambda *a, **k: None) if quiet else click.echo
     total = len(work.tasks) + len(work.kept)
+    if backend == "population":
+        chunks = populations(work.tasks, population_size)
+        how = f"as {len(chunks)} population(s) of up to {max((len(c) for c in chunks), default=0)} seeds on {workers} thread(s)"
+    else:
+        how = f"on {min(workers, max(len(work.tasks), 1))} worker(s)"
     echo(
         f"{len(experiment.variants)} variants x {len(experiment.seeds)} seeds = {total} runs of "
-        f"{experiment.samples:,} samples -> {out}; {len(work.kept)} already done, "
-        f"{len(work.tasks)} to run on {min(workers, max(len(work.tasks), 1))} worker(s)"
+        f"{experiment.samples:,} samples -> {out}; {len(work.kept)} already done, {len(work.tasks)} to run {how}"
     )
     for key, why in sorted(work.redone.items()):
         echo(f"redoing {key}: {why}", err=True)
     display = _SweepDisplay(work, experiment.samples, quiet)
     with display.live:
         try:
-            run_local(work.tasks, workers, display.event)
+            if backend == "population":
+                run_populations(work.tasks, display.event, population_size, workers)
+            else:
+                run_local(work.tasks, workers, display.event)
         except KeyboardInterrupt:
             display.live.stop()
             click.echo(f"interrupted: finished runs are kept; rerun the same command to resume into {out}", err=True)
@@ -60,6 +90,8 @@ class _SweepDisplay:
             self.bars[key] = progress.add_task(key, total=self.budget)
         elif kind == "progress" and key in self.bars:
             progress.update(self.bars[key], completed=event[2])
+        elif kind == "end" and key in self.bars:
+            progress.remove_task(self.bars.pop(key))
         elif kind == "done":
             outcome = event[2]
             self.failed += outcome.get("status") == "failed"

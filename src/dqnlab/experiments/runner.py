@@ -137,11 +137,16 @@ def run_state(run_dir: Path, expected: Config) -> str:
     return status
 
 
+def fresh_run_dir(task: RunTask) -> None:
+    """An empty directory for the task's run; a partial or failed attempt there is ours to replace."""
+    if task.run_dir.exists():
+        shutil.rmtree(task.run_dir)
+    prepare_run_dir(task.run_dir)
+
+
 def run_task(task: RunTask, on_progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Execute one run into its directory; never raises for the run's own failures."""
-    if task.run_dir.exists():
-        shutil.rmtree(task.run_dir)  # a partial or failed attempt: ours to replace
-    prepare_run_dir(task.run_dir)
+    fresh_run_dir(task)
     try:
         _, summary = train_into(task.run_dir, task.config, on_progress=on_progress)
     except Exception as error:  # a crash in one run must not stop the sweep

@@ -1,0 +1,88 @@
+"""The population backend: each variant's seeds train together as populations.
+
+The tasks of one variant (the runs still to do) are cut into populations of
+at most `size` members; each population is one `train_population` call in
+this process, using all the torch threads it is given (or the GPU that
+`run.device` names). Members write ordinary run directories through
+`RunWriter`, exactly as single runs do, so resume, `report` and everything
+downstream read them unchanged. A population that raises marks each of its
+members failed and the sweep goes on; Ctrl-C leaves each member's finished
+episodes on disk without result.json, so the next run of the command redoes
+them.
+"""
+
+from __future__ import annotations
+
+from itertools import groupby
+from typing import Callable
+
+import torch
+
+from dqnlab.experiments.local import Event
+from dqnlab.experiments.runner import RunTask, fresh_run_dir
+from dqnlab.population.training import train_population
+from dqnlab.rundir import RunWriter, write_failure
+
+
+def populations(tasks: list[RunTask], size: int | None = None) -> list[list[RunTask]]:
+    """The tasks grouped by variant (in order), each group cut into chunks of at most `size`."""
+    chunks = []
+    for _, group in groupby(tasks, key=lambda task: task.variant):
+        members = list(group)
+        step = size or len(members)
+        chunks += [members[i : i + step] for i in range(0, len(members), step)]
+    return chunks
+
+
+def population_key(members: list[RunTask]) -> str:
+    seeds = [task.seed for task in members]
+    return f"{members[0].variant}/{len(seeds)} seeds" if len(seeds) > 1 else members[0].key
+
+
+def run_populations(
+    tasks: list[RunTask],
+    on_event: Callable[[Event], None],
+    size: int | None = None,
+    threads: int | None = None,
+    progress_every: int = 500,
+) -> None:
+    """Execute `tasks` as populations; events as `run_local`'s, plus ("end", key) when a population ends."""
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        for members in populations(tasks, size):
+            _run_one(members, on_event, progress_every)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run_one(members: list[RunTask], on_event: Callable[[Event], None], progress_every: int) -> None:
+    key = population_key(members)
+    writers = []
+    for task in members:
+        fresh_run_dir(task)
+        writers.append(RunWriter(task.run_dir, task.config))
+    on_event(("start", key))
+    try:
+        results = train_population(
+            [task.config for task in members],
+            on_episode=lambda k, record: writers[k].episode(record),
+            on_progress=lambda samples: on_event(("progress", key, samples)),
+            on_checkpoint=lambda k, samples, network: writers[k].checkpoint(samples, network),
+            on_evaluation=lambda k, record: writers[k].evaluation(record),
+            progress_every=progress_every,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        for writer in writers:
+            writer.close()
+        raise
+    except Exception as error:  # one population's crash must not stop the sweep
+        for task, writer in zip(members, writers):
+            writer.close()
+            write_failure(task.run_dir, error)
+            on_event(("done", task.key, {"status": "failed", "error": f"{type(error).__name__}: {error}"}))
+    else:
+        for task, writer, result in zip(members, writers, results):
+            on_event(("done", task.key, writer.finish(result)))
+    on_event(("end", key))

@@ -1,0 +1,55 @@
+"""CartPole-v1's dynamics for N carts at once, on tensors.
+
+The same physics as Gymnasium's `CartPoleEnv` (constants, explicit Euler
+integration, termination bounds, reset distribution), computed in float64 as
+Gymnasium does, with float32 observations. From the same state and the same
+actions it gives the same observations, rewards and terminations
+(tests/test_population_envs.py checks this against Gymnasium).
+
+Reset states are drawn exactly as `CartPoleEnv.reset(seed=s)` draws them,
+so a member whose episode i starts from reset seed s starts where a single
+run's episode i does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+GRAVITY = 9.8
+MASS_CART = 1.0
+MASS_POLE = 0.1
+TOTAL_MASS = MASS_POLE + MASS_CART
+LENGTH = 0.5  # half the pole's length
+POLEMASS_LENGTH = MASS_POLE * LENGTH
+FORCE_MAG = 10.0
+TAU = 0.02  # seconds between state updates
+THETA_THRESHOLD = 12 * 2 * math.pi / 360  # radians
+X_THRESHOLD = 2.4
+OBS_DIM, N_ACTIONS = 4, 2
+
+
+def initial_state(reset_seed: int) -> np.ndarray:
+    """The state (4,) float64 that `CartPoleEnv.reset(seed=reset_seed)` starts from."""
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(reset_seed)))
+    return rng.uniform(low=-0.05, high=0.05, size=(4,))  # (4,)
+
+
+def step(state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One Euler step for every cart: (N, 4) float64 state, (N,) actions -> next state, terminated (N,) bool."""
+    x, x_dot, theta, theta_dot = state.unbind(1)  # each (N,)
+    force = torch.where(action == 1, FORCE_MAG, -FORCE_MAG).to(state.dtype)  # (N,)
+    costheta, sintheta = torch.cos(theta), torch.sin(theta)  # (N,)
+    temp = (force + POLEMASS_LENGTH * torch.square(theta_dot) * sintheta) / TOTAL_MASS  # (N,)
+    thetaacc = (GRAVITY * sintheta - costheta * temp) / (
+        LENGTH * (4.0 / 3.0 - MASS_POLE * torch.square(costheta) / TOTAL_MASS)
+    )  # (N,)
+    xacc = temp - POLEMASS_LENGTH * thetaacc * costheta / TOTAL_MASS  # (N,)
+    next_state = torch.stack(
+        (x + TAU * x_dot, x_dot + TAU * xacc, theta + TAU * theta_dot, theta_dot + TAU * thetaacc), dim=1
+    )  # (N, 4)
+    x, theta = next_state[:, 0], next_state[:, 2]  # (N,)
+    terminated = (x < -X_THRESHOLD) | (x > X_THRESHOLD) | (theta < -THETA_THRESHOLD) | (theta > THETA_THRESHOLD)  # (N,)
+    return next_state, terminated

@@ -1,0 +1,98 @@
+"""The population's environments: the tensor CartPole against Gymnasium's, and the vector fallback."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from dqnlab import seeding
+from dqnlab.config import EnvConfig
+from dqnlab.envs import make_env
+from dqnlab.population import cartpole
+from dqnlab.population.envs import GymVectorEnvs, TensorCartPole, make_member_envs
+
+
+def test_reset_states_are_gymnasiums():
+    env = gym.make("CartPole-v1").unwrapped
+    for reset_seed in (0, 1, 12345, 2**31 - 2):
+        obs, _ = env.reset(seed=reset_seed)
+        assert np.array_equal(cartpole.initial_state(reset_seed), env.state)  # float64, bit for bit
+        assert np.array_equal(cartpole.initial_state(reset_seed).astype(np.float32), obs)
+
+
+def test_dynamics_match_gymnasium_over_random_trajectories():
+    """512 carts from random states (some far off-centre) with random actions, until each terminates."""
+    rng = np.random.default_rng(7)
+    n, steps = 512, 400
+    start = rng.uniform(-0.05, 0.05, size=(n, 4))  # (N, 4)
+    start[: n // 2] *= rng.uniform(1, 40, size=(n // 2, 1))  # wide states reach every bound
+    actions = rng.integers(2, size=(steps, n))  # (T, N)
+    envs = [gym.make("CartPole-v1").unwrapped for _ in range(n)]
+    for env, state in zip(envs, start):
+        env.reset(seed=0)
+        env.state = state.copy()
+    state = torch.as_tensor(start)  # (N, 4) float64
+    alive = np.ones(n, dtype=bool)
+    compared = terminations = 0
+    for t in range(steps):
+        state, terminated = cartpole.step(state, torch.as_tensor(actions[t]))
+        for k in np.flatnonzero(alive):
+            obs, reward, term, trunc, _ = envs[k].step(int(actions[t, k]))
+            np.testing.assert_allclose(state[k].float().numpy(), obs, rtol=1e-6, atol=1e-6)
+            assert bool(terminated[k]) == term and reward == 1.0 and not trunc
+            compared += 1
+            if term:
+                alive[k] = False
+                terminations += 1
+    assert terminations == n and compared > 10 * n  # every cart fell or left, after many steps on average
+
+
+def test_members_start_where_single_runs_start():
+    """Member k's episode i starts where a single run of seed k starts episode i, whatever the others do."""
+    seeds = [0, 1, 5]
+    envs = TensorCartPole(EnvConfig(), make_env(EnvConfig())[1], seeds, torch.device("cpu"))
+    first = envs.reset(np.ones(3, dtype=bool))
+    starts = [[first[k].numpy()] for k in range(3)]
+    for mask in ([True, False, True], [True, False, False], [False, True, False]):
+        obs = envs.reset(np.array(mask))
+        for k in np.flatnonzero(mask):
+            starts[k].append(obs[k].numpy())
+    for k, seed in enumerate(seeds):
+        single, _ = make_env(EnvConfig())
+        resets = seeding.ResetSeeds(seed, "env")
+        expected = [single.reset(seed=resets.next())[0] for _ in starts[k]]
+        assert len(expected) == [3, 2, 2][k] and all(np.array_equal(a, b) for a, b in zip(starts[k], expected))
+
+
+def test_the_time_limit_truncates():
+    config = EnvConfig(max_episode_steps=3)
+    envs = make_member_envs(config, [0, 1], torch.device("cpu"))
+    assert isinstance(envs, TensorCartPole)
+    envs.reset(np.ones(2, dtype=bool))
+    flags = [envs.step(torch.zeros(2, dtype=torch.long)).truncated.tolist() for _ in range(3)]
+    assert flags == [[False, False], [False, False], [True, True]]
+
+
+def test_other_environments_step_gymnasiums_vector_env():
+    config = EnvConfig(id="Acrobot-v1", max_episode_steps=5)
+    envs = make_member_envs(config, [3, 4], torch.device("cpu"))
+    assert isinstance(envs, GymVectorEnvs) and envs.spec.obs_dim == 6 and envs.spec.n_actions == 3
+    obs = envs.reset(np.ones(2, dtype=bool))
+    single, _ = make_env(config)
+    expected, _ = single.reset(seed=seeding.ResetSeeds(3, "env").next())
+    assert torch.equal(obs[0], torch.as_tensor(expected))
+    for _ in range(5):
+        step = envs.step(torch.tensor([0, 2]))
+    assert step.truncated.tolist() == [True, True] and step.next_obs.shape == (2, 6)
+    obs = envs.reset(np.array([True, False]))  # only member 0 starts over
+    assert torch.equal(obs[1], step.next_obs[1]) and not torch.equal(obs[0], step.next_obs[0])
+    envs.close()
+
+
+def test_unusable_environments_are_refused_in_one_line():
+    from dqnlab.errors import DqnlabError
+
+    with pytest.raises(DqnlabError, match="Discrete"):
+        make_member_envs(EnvConfig(id="Pendulum-v1"), [0], torch.device("cpu"))
