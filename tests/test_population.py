@@ -115,7 +115,7 @@ def test_a_population_makes_each_single_learners_updates(td_gradient, loss, n, b
     config = LearnerConfig(lr=1e-3, gamma=0.9, td_gradient=td_gradient, loss=loss)
     nets = networks(n)
     singles = [Learner(build_network(4, 2, (16, 8), torch.Generator().manual_seed(100 + k)), config, np.random.default_rng()) for k in range(n)]
-    population = PopulationLearner(StackedQNetwork(nets), config)
+    population = PopulationLearner(StackedQNetwork(nets), config, batch_size)
     rng = np.random.default_rng(1)
     alive = torch.ones(n, dtype=torch.bool)
     for _ in range(30):
@@ -130,7 +130,7 @@ def test_a_population_makes_each_single_learners_updates(td_gradient, loss, n, b
 
 def test_a_diverged_member_cannot_touch_the_others():
     config = LearnerConfig(lr=1e-3)
-    clean, poisoned = PopulationLearner(StackedQNetwork(networks(3)), config), PopulationLearner(StackedQNetwork(networks(3)), config)
+    clean, poisoned = (PopulationLearner(StackedQNetwork(networks(3)), config, 8) for _ in range(2))
     with torch.no_grad():
         poisoned.network.weights[1][1].fill_(float("nan"))  # member 1's first layer
     rng = np.random.default_rng(2)
@@ -145,7 +145,7 @@ def test_a_diverged_member_cannot_touch_the_others():
 
 
 def test_epsilon_greedy_takes_random_actions_at_the_configured_rate():
-    learner = PopulationLearner(StackedQNetwork(networks(2)), LearnerConfig(epsilon=0.25))
+    learner = PopulationLearner(StackedQNetwork(networks(2)), LearnerConfig(epsilon=0.25), 8)
     draws = MemberDraws([np.random.default_rng(3), np.random.default_rng(4)], 2, torch.device("cpu"))
     obs = torch.zeros(2, 4)
     greedy = learner.network(obs.unsqueeze(1)).squeeze(1).argmax(dim=1)  # (2,)

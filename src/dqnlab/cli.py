@@ -220,6 +220,8 @@ def compare_command(experiment_file, preset, samples, seeds, variants, overrides
     """
     from dqnlab.experiments.compare import compare
 
+    if population_size is not None and backend != "population":
+        raise DqnlabError("--population-size applies to --backend population only")
     overrides = (*overrides, *([f"run.device={device}"] if device else []))
     experiment = _build_experiment(experiment_file, preset, samples, seeds, variants, overrides, eval_every)
     out = Path(out or f"results/compare-{experiment.preset}")

@@ -5,14 +5,11 @@ over its batch, as the single-run learner computes it). Member k's
 parameters appear in member k's loss only, so the gradient each member gets
 is its own loss's gradient; Adam is elementwise, so one Adam over the
 stacked parameters is exactly N independent Adams (tests/test_population.py
-checks both). A member whose loss stopped being finite is masked out of the
+checks both). A member whose loss stopped being finite is left out of the
 sum, so it cannot touch the others.
 
-With `td_gradient = "full"` (the tutorial's update: the gradient also flows
-through max Q(s')) Q(s) and Q(s') come from one forward pass over
-[obs; next_obs], so every matmul is twice as tall and the two paths'
-gradients are summed inside the matmuls; "semi" evaluates Q(s') without a
-graph.
+The update itself is `step.LearnStep`: the same arithmetic autograd would
+do, written out over preallocated buffers.
 """
 
 from __future__ import annotations
@@ -20,18 +17,18 @@ from __future__ import annotations
 import torch
 
 from dqnlab.config import LearnerConfig
-from dqnlab.learner import LOSS_FUNCTIONS, make_optimizer, td_pairs
 from dqnlab.population.draws import HIGH
 from dqnlab.population.network import StackedQNetwork
+from dqnlab.population.step import LearnStep
 from dqnlab.replay import Batch
 
 
 class PopulationLearner:
     """A stacked Q-network, one Adam over its stacked parameters, and batched epsilon-greedy."""
 
-    def __init__(self, network: StackedQNetwork, config: LearnerConfig) -> None:
+    def __init__(self, network: StackedQNetwork, config: LearnerConfig, batch_size: int) -> None:
         self.network, self.config = network, config
-        self.optimizer = make_optimizer(network, config.lr)
+        self.step = LearnStep(network, config, batch_size)
         self.learn_steps = 0
         self.explore_below = int(config.epsilon * HIGH)  # raw coin < this: a random action
 
@@ -42,25 +39,8 @@ class PopulationLearner:
         random_action = raw[:, 1] % self.network.n_actions  # (N,)
         return torch.where(raw[:, 0] < self.explore_below, random_action, greedy)  # (N,)
 
-    def losses(self, batch: Batch) -> torch.Tensor:
-        """Each member's TD loss (N,) on its batch of (N, B, ...) tensors."""
-        config = self.config
-        if config.td_gradient == "full":
-            both = self.network(torch.cat((batch.obs, batch.next_obs), dim=1))  # (N, 2B, A)
-            q, next_q = both.chunk(2, dim=1)  # (N, B, A) each
-        else:
-            q = self.network(batch.obs)  # (N, B, A)
-            with torch.no_grad():
-                next_q = self.network(batch.next_obs)  # (N, B, A)
-        q_taken, target = td_pairs(q, next_q, batch, config.gamma)  # (N, B) each
-        return LOSS_FUNCTIONS[config.loss](q_taken, target, reduction="none").mean(dim=1)  # (N,)
-
     def learn(self, batch: Batch, alive: torch.Tensor) -> torch.Tensor:
-        """One gradient step for every member where `alive` (N,) is True; returns the losses (N,), detached."""
-        losses = self.losses(batch)  # (N,)
-        total = torch.where(alive, losses, 0.0).sum()  # ()
-        self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        self.optimizer.step()
+        """One gradient step for every member where `alive` (N,) is True; returns the losses (N,)."""
+        losses = self.step(batch, alive)  # (N,)
         self.learn_steps += 1
-        return losses.detach()
+        return losses

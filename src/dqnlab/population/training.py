@@ -91,7 +91,7 @@ def train_population(
     envs = make_member_envs(base.env, seeds, device)
     spec = envs.spec
     network = StackedQNetwork([initial_network(config, spec, torch.device("cpu")) for config in configs]).to(device)
-    learner = PopulationLearner(network, base.learner)
+    learner = PopulationLearner(network, base.learner, replay.batch_size)
     buffer = PopulationReplay(n, replay_capacity(base), spec.obs_dim, device)
     explore = MemberDraws([seeding.numpy_generator(s, "explore") for s in seeds], 2, device)
     replay_draws = MemberDraws([seeding.numpy_generator(s, "replay") for s in seeds], replay.batch_size, device)
@@ -128,7 +128,7 @@ def train_population(
                     results[k].unfinished_score, results[k].unfinished_length = float(score[k]), int(length[k])
                     results[k].wall_seconds = time.perf_counter() - start
                     stopped_at[k], alive[k] = sample, False
-                alive_t = torch.as_tensor(alive, device=device)  # (N,)
+                    alive_t = torch.as_tensor(alive, device=device)  # (N,)
         outcome = torch.stack((step.reward, step.terminated.float(), step.truncated.float())).cpu().numpy()  # (3, N)
         score += outcome[0]
         length += 1

@@ -1,0 +1,123 @@
+"""The population's learn step, written out by hand: forward, TD head, backward, Adam.
+
+It computes exactly what autograd computes for the population's loss (the
+sum over live members of each member's mean TD loss, `td_gradient` full or
+semi, MSE or Huber) followed by Adam, but without autograd's bookkeeping,
+which at these sizes costs as much as the arithmetic (benchmarks/RESULTS.md):
+
+- every activation and gradient lives in a buffer allocated once and written
+  with `out=`; ReLU is applied in place and its output doubles as its mask
+  (comparison ops that build bool masks are slow on CPUs);
+- Q(s) and Q(s') come from one forward over [obs; next_obs], so each weight
+  gradient is one batched matmul over both halves ("full"); with "semi" the
+  backward runs over the Q(s) rows only;
+- the first layer's weight gradient is computed as x^T dh and copied
+  transposed: MKL is several times slower on the other orientation when the
+  observation is this narrow;
+- parameters, gradients and Adam's moments live in one flat buffer each, so
+  Adam is one fused kernel over one tensor. The network's Parameters are
+  views into that buffer (`StackedQNetwork` keeps working for acting).
+
+tests/test_population.py checks it against N single-run learners (autograd,
+`dqnlab.learner`) on the same batches.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from dqnlab.config import LearnerConfig
+from dqnlab.population.network import StackedQNetwork
+from dqnlab.replay import Batch
+
+_threshold_backward = torch.ops.aten.threshold_backward.grad_input
+
+
+class LearnStep:
+    """One TD update of every member of a `StackedQNetwork` on batches of `batch_size`."""
+
+    def __init__(self, network: StackedQNetwork, config: LearnerConfig, batch_size: int) -> None:
+        self.full, self.loss, self.gamma, self.batch = config.td_gradient == "full", config.loss, config.gamma, batch_size
+        first = network.weights[0]
+        n, options = first.shape[0], {"dtype": first.dtype, "device": first.device}
+        tensors = [t for pair in zip(network.weights, network.biases) for t in pair]  # W0, b0, W1, b1, ...
+        self.params = torch.nn.Parameter(torch.cat([t.detach().reshape(-1) for t in tensors]))  # (P,) flat
+        self.params.grad = torch.zeros_like(self.params)  # (P,) written in place by `backward`
+        views, grads, offset = [], [], 0
+        for t in tensors:
+            views.append(self.params.data[offset : offset + t.numel()].view(t.shape))
+            grads.append(self.params.grad[offset : offset + t.numel()].view(t.shape))
+            offset += t.numel()
+        for parameter, view in zip(tensors, views):
+            parameter.data = view  # the network now reads (and acts with) the flat buffer
+        self.weights, self.biases = views[0::2], views[1::2]  # (N, out, in), (N, 1, out)
+        self.grad_weights, self.grad_biases = grads[0::2], grads[1::2]
+        self.optimizer = torch.optim.Adam([self.params], lr=config.lr, fused=True)  # elementwise: per-member Adam
+
+        widths = [first.shape[2], *(w.shape[1] for w in network.weights)]  # obs_dim, hidden..., n_actions
+        both, rows = 2 * batch_size, (2 * batch_size if self.full else batch_size)  # forward rows, backward rows
+        self.rows = rows
+        self.x = torch.empty(n, both, widths[0], **options)  # (N, 2B, obs_dim): [obs; next_obs]
+        self.h = [torch.empty(n, both, w, **options) for w in widths[1:]]  # post-ReLU activations; the last is Q
+        self.dh = [torch.empty(n, rows, w, **options) for w in widths[1:]]  # gradients before each ReLU
+        self.grad_first_t = torch.empty(n, widths[0], widths[1], **options)  # (N, obs_dim, width): W0's gradient, transposed
+        self.scale = torch.tensor(2.0 / batch_size if self.loss == "mse" else 1.0 / batch_size, **options)  # d loss / d error
+        self.zero = torch.zeros((), **options)
+
+    @torch.no_grad()
+    def __call__(self, batch: Batch, alive: torch.Tensor) -> torch.Tensor:
+        """One gradient step for every member where `alive` (N,) is True; returns each member's loss (N,)."""
+        q = self.forward(batch.obs, batch.next_obs)  # (N, 2B, A)
+        losses = self.head(q, batch, alive)  # (N,)
+        self.backward()
+        self.optimizer.step()
+        return losses
+
+    def forward(self, obs: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+        b, x = self.batch, self.x
+        x[:, :b].copy_(obs)  # (N, B, obs_dim)
+        x[:, b:].copy_(next_obs)  # (N, B, obs_dim)
+        last = len(self.weights) - 1
+        for i, (weight, bias, out) in enumerate(zip(self.weights, self.biases, self.h)):
+            torch.baddbmm(bias, x, weight.transpose(1, 2), out=out)  # (N, 2B, out)
+            if i < last:
+                out.clamp_min_(0)  # ReLU in place
+            x = out
+        return x  # (N, 2B, A)
+
+    def head(self, q: torch.Tensor, batch: Batch, alive: torch.Tensor) -> torch.Tensor:
+        """Each member's loss (N,), and d(sum of live losses)/dQ into the last gradient buffer."""
+        b = self.batch
+        action = batch.action.unsqueeze(2)  # (N, B, 1)
+        q_taken = q[:, :b].gather(2, action).squeeze(2)  # (N, B)
+        next_value, best = q[:, b:].max(dim=2)  # (N, B) each: max_a' Q(s', a') and its argmax
+        bootstrap = self.gamma * (~batch.terminated)  # (N, B)
+        error = q_taken - (batch.reward + bootstrap * next_value)  # (N, B): Q(s, a) - target
+        weight = torch.where(alive, self.scale, self.zero).unsqueeze(1)  # (N, 1): dead members get no gradient
+        if self.loss == "mse":
+            losses = (error * error).mean(dim=1)  # (N,)
+            grad = error.mul_(weight)  # (N, B): 2 (Q - target) / B
+        else:  # Huber (smooth L1, beta 1)
+            size = error.abs()  # (N, B)
+            losses = torch.where(size < 1, 0.5 * error * error, size - 0.5).mean(dim=1)  # (N,)
+            grad = error.clamp_(-1, 1).mul_(weight)  # (N, B)
+        dq = self.dh[-1]  # (N, rows, A)
+        dq.zero_()
+        dq[:, :b].scatter_(2, action, grad.unsqueeze(2))  # into Q(s, a)
+        if self.full:  # and, the tutorial's way, into max Q(s') with the opposite sign
+            dq[:, b:].scatter_(2, best.unsqueeze(2), grad.mul_(bootstrap).neg_().unsqueeze(2))
+        return losses
+
+    def backward(self) -> None:
+        rows = self.rows
+        for i in range(len(self.weights) - 1, 0, -1):
+            grad_out, below = self.dh[i], self.h[i - 1][:, :rows]  # (N, rows, out), (N, rows, in)
+            torch.bmm(grad_out.transpose(1, 2), below, out=self.grad_weights[i])  # (N, out, in)
+            torch.sum(grad_out, dim=1, keepdim=True, out=self.grad_biases[i])  # (N, 1, out)
+            grad_in = self.dh[i - 1]  # (N, rows, in)
+            torch.bmm(grad_out, self.weights[i], out=grad_in)
+            _threshold_backward(grad_in, below, 0, grad_input=grad_in)  # through the ReLU, in place
+        grad_first, x = self.dh[0], self.x[:, :rows]  # (N, rows, width), (N, rows, obs_dim)
+        torch.bmm(x.transpose(1, 2), grad_first, out=self.grad_first_t)  # (N, obs_dim, width)
+        self.grad_weights[0].copy_(self.grad_first_t.transpose(1, 2))  # (N, width, obs_dim)
+        torch.sum(grad_first, dim=1, keepdim=True, out=self.grad_biases[0])  # (N, 1, width)
