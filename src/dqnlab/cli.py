@@ -20,6 +20,7 @@ from dqnlab.display import LiveDisplay
 from dqnlab.envs import make_env, time_limit_note
 from dqnlab.errors import DqnlabError
 from dqnlab.play import play
+from dqnlab.probe.commands import handset_command, probe_command
 from dqnlab.rundir import load_run_network, prepare_run_dir, require_tensorboard, run_status, train_into
 from dqnlab.runtime import resolve_device
 from dqnlab.training import EpisodeRecord, TrainResult
@@ -181,7 +182,7 @@ def play_command(run_dir, episodes, seed, max_steps, gif, gif_frames, device):
     """Play a trained run greedily (no exploration, no learning) and print the scores."""
     config, network = load_run_network(run_dir, resolve_device(device))
     status = run_status(run_dir)
-    if status != "complete":
+    if status not in ("complete", "handset"):
         click.echo(f"note: {run_dir} is {status}; playing its last saved weights", err=True)
     results = play(network, config.env, episodes=episodes, seed=seed, max_steps=max_steps, gif_path=gif, gif_max_frames=gif_frames)
     for index, ep in enumerate(results):
@@ -286,6 +287,10 @@ def presets_command():
     """List the named presets."""
     for name, (description, _) in PRESETS.items():
         click.echo(f"{name:10s} {description}")
+
+
+cli.add_command(probe_command)
+cli.add_command(handset_command)
 
 
 def main() -> None:

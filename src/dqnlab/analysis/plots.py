@@ -59,6 +59,11 @@ def write_plots(out: str | Path, summary: dict[str, Any], runs: Iterable[Run] = 
         "strips.png": plot_strips(summary, list(runs)),
         "measures.png": plot_measures(summary),
     }
+    return save_figures(directory, figures)
+
+
+def save_figures(directory: Path, figures: dict[str, Figure | None]) -> list[Path]:
+    """Write each figure as directory/NAME atomically; a None figure removes an old file of that name."""
     written = []
     for name, figure in figures.items():
         path = directory / name
@@ -77,7 +82,7 @@ def variant_colors(summary: dict[str, Any]) -> dict[str, str]:
     return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(summary["variants"])}
 
 
-def _new_figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
     figure = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(figure)
     return figure
@@ -98,7 +103,7 @@ def _say_empty(ax, text: str) -> None:
 def plot_curves(summary: dict[str, Any]) -> Figure:
     """Three panels: IQM line with 95% CI band and dashed mean per variant, on each of the tutorial's axes."""
     colors = variant_colors(summary)
-    figure = _new_figure(15, 5.2)
+    figure = new_figure(15, 5.2)
     axes = figure.subplots(1, 3, sharey=True)
     curved, evaluated = set(), set()
     for ax, (axis, (title, xlabel)) in zip(axes, AXES.items()):
@@ -205,7 +210,7 @@ def plot_strips(summary: dict[str, Any], runs: list[Run]) -> Figure | None:
     cmap = _collapse_colormap(norm)
     rows = {name: [run for run in shown if run.variant == name] for name in names}
     heights = [max(len(group), 1) + 1.5 for group in rows.values()]
-    figure = _new_figure(13, 1.4 + 0.28 * sum(heights))
+    figure = new_figure(13, 1.4 + 0.28 * sum(heights))
     axes = np.atleast_1d(figure.subplots(len(names), 1, sharex=True, gridspec_kw={"height_ratios": heights}))
     edges = np.linspace(0.0, budget, STRIP_BINS + 1)  # (W + 1,)
     for ax, (name, group) in zip(axes, rows.items()):
@@ -266,7 +271,7 @@ def plot_measures(summary: dict[str, Any]) -> Figure:
     """IQM (dot, thick bar) and mean (hollow diamond, thin bar) with 95% CIs; a row per headline measure."""
     colors = variant_colors(summary)
     names = list(summary["variants"])
-    figure = _new_figure(10, 1.0 + len(HEADLINE) * (0.75 + 0.45 * max(len(names), 1)))
+    figure = new_figure(10, 1.0 + len(HEADLINE) * (0.75 + 0.45 * max(len(names), 1)))
     axes = figure.subplots(len(HEADLINE), 1)
     for ax, key in zip(axes, HEADLINE):
         ax.set_title(summary["measures"][key]["label"], loc="left", fontsize=10)

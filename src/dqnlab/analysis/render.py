@@ -115,6 +115,10 @@ def _measures(summary: dict[str, Any]) -> list[Block]:
         "Headline measures": [key for key in HEADLINE if key in summary["measures"]],
         "Forgetting": [key for key, m in summary["measures"].items() if m["axis"] == "forgetting"],
         "Cost": [key for key, m in summary["measures"].items() if m["axis"] == "cost"],
+        "Detector stability (runs with checkpoints)": [
+            key for key, m in summary["measures"].items()
+            if m["axis"] == "detectors" and any(v.get("measures", {}).get(key, {}).get("n") for v in summary["variants"].values())
+        ],
     }
     better = {True: "higher", False: "lower", None: MISSING}
     blocks: list[Block] = [
@@ -122,6 +126,8 @@ def _measures(summary: dict[str, Any]) -> list[Block]:
         Paragraph("Over the runs that finished their budget: IQM and mean, each with its 95% bootstrap CI; n runs."),
     ]
     for title, keys in groups.items():
+        if not keys:
+            continue
         rows = []
         for key in keys:
             for name, variant in summary["variants"].items():
@@ -169,7 +175,7 @@ def _comparisons(summary: dict[str, Any]) -> list[Block]:
         rows.append((f"{b} vs {a}", summary["measures"][row["measure"]]["label"], interval(row["p_b_better"], row["low"], row["high"]),
                      f"{fmt(row['b_wins'])} / {fmt(row['a_wins'])} / {fmt(row['ties'])}", fmt(row["n_pairs"]),
                      fmt(row["sign_test_p"]), verdict))  # fmt: skip
-    headers = ("b vs a", "measure", "P(b > a) [95% CI]", "b wins / a wins / ties", "pairs", "sign test p", "verdict")
+    headers = ("b vs a", "measure", "P(b better) [95% CI]", "b wins / a wins / ties", "pairs", "sign test p", "verdict")
     return blocks + [Table(headers, tuple(rows))]
 
 
@@ -246,9 +252,14 @@ def _value(value: Any) -> str:
 
 def render_markdown(summary: dict[str, Any], plots: Iterable[str] | None = None) -> str:
     """summary.md; `plots` names the files in plots/ to link as images (none when omitted)."""
+    return blocks_markdown(document(summary), plots)
+
+
+def blocks_markdown(blocks: Sequence[Block], plots: Iterable[str] | None = None, folder: str = "plots") -> str:
+    """Markdown for a document; `plots` names the image files in `folder` that exist."""
     available = set(plots or ())
     lines: list[str] = []
-    for block in document(summary):
+    for block in blocks:
         if isinstance(block, Heading):
             lines += ["#" * block.level + " " + block.text, ""]
         elif isinstance(block, Paragraph):
@@ -259,7 +270,7 @@ def render_markdown(summary: dict[str, Any], plots: Iterable[str] | None = None)
             lines += [_md_row(block.headers), "|" + "---|" * len(block.headers)]
             lines += [_md_row(row) for row in block.rows] + [""]
         elif isinstance(block, Figure) and plots is not None:
-            shown = f"![{block.caption}](plots/{block.name})" if block.name in available else NO_PLOT
+            shown = f"![{block.caption}]({folder}/{block.name})" if block.name in available else NO_PLOT
             lines += [shown, ""]
     return "\n".join(lines).rstrip() + "\n"
 
@@ -288,10 +299,15 @@ figcaption { color: #56606b; font-size: 0.9rem; margin-top: 0.3rem; }
 
 def render_html(summary: dict[str, Any], images: Mapping[str, bytes]) -> str:
     """report.html: one file, inline CSS, the PNGs embedded as data URIs; nothing is fetched from anywhere."""
+    return blocks_html(document(summary), images)
+
+
+def blocks_html(blocks: Sequence[Block], images: Mapping[str, bytes]) -> str:
+    """A self-contained HTML page for a document; its first heading is the title."""
     e = html.escape
-    title = next(block.text for block in document(summary) if isinstance(block, Heading))
+    title = next(block.text for block in blocks if isinstance(block, Heading))
     body: list[str] = []
-    for block in document(summary):
+    for block in blocks:
         if isinstance(block, Heading):
             body.append(f"<h{block.level}>{e(block.text)}</h{block.level}>")
         elif isinstance(block, Paragraph):

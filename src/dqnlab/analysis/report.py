@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from dqnlab.analysis.detectors import repurposing
 from dqnlab.analysis.plots import write_plots
 from dqnlab.analysis.render import render_html, render_markdown
 from dqnlab.analysis.runs import load_experiment
 from dqnlab.analysis.summary import summarize
+from dqnlab.experiments.runner import run_dir_for
 
 SUMMARY_JSON = "summary.json"
 SUMMARY_MD = "summary.md"
@@ -25,7 +27,8 @@ def build_report(out: str | Path) -> dict[str, Any]:
     """
     out = Path(out)
     experiment, runs = load_experiment(out)
-    summary = summarize(experiment, runs)
+    run_dirs = {(run.variant, run.seed): run_dir_for(out, run.variant, run.seed) for run in runs}
+    summary = summarize(experiment, runs, repurposing(out, runs, run_dirs))
     _write_atomic(out / SUMMARY_JSON, json.dumps(summary, indent=2) + "\n")
     plots = write_plots(out, summary, runs)
     _write_atomic(out / SUMMARY_MD, render_markdown(summary, plots=[path.name for path in plots]))

@@ -35,15 +35,19 @@ MEASURES = {
     "learn_steps": ("learn steps", "cost", None),
     "transitions_processed": ("transitions processed (learn steps x batch size)", "cost", None),
     "wall_seconds": ("wall-clock seconds of training", "cost", None),
+    "repurposed_units": ("units repurposed between checkpoints (probe-set pattern correlation < 0.5)", "detectors", False),
 }
 HEADLINE = ("episode_score", "final_score", "sample_efficiency", "time_score")
 
 
-def summarize(experiment: Experiment, runs: list[Run]) -> dict[str, Any]:
+def summarize(experiment: Experiment, runs: list[Run], repurposed: dict[tuple[str, int], float] | None = None) -> dict[str, Any]:
+    """The experiment's numbers; `repurposed` holds each run's repurposing events where checkpoints allowed a count."""
     usable = [run for run in runs if _enters_statistics(run)]
     names = [variant.name for variant in experiment.variants]
     common = _common_limits(usable, experiment.samples)
     per_run = {(run.variant, run.seed): _run_measures(run, experiment.samples, common) for run in usable}
+    for key, values in per_run.items():
+        values["repurposed_units"] = (repurposed or {}).get(key, math.nan)
     summary: dict[str, Any] = {
         "experiment": experiment.to_dict(),
         "runs": _run_counts(runs),
@@ -158,9 +162,10 @@ def _comparisons(names: list[str], per_run: dict) -> list[dict[str, Any]]:
     for i, first in enumerate(names):
         for second in names[i + 1 :]:
             seeds = sorted({s for v, s in per_run if v == first} & {s for v, s in per_run if v == second})
-            for key in HEADLINE:
-                a = np.array([per_run[(first, s)][key] for s in seeds])  # (n,)
-                b = np.array([per_run[(second, s)][key] for s in seeds])  # (n,)
+            for key in (*HEADLINE, "repurposed_units"):
+                sign = 1 if MEASURES[key][2] else -1  # lower is better: compare negated values
+                a = sign * np.array([per_run[(first, s)][key] for s in seeds])  # (n,)
+                b = sign * np.array([per_run[(second, s)][key] for s in seeds])  # (n,)
                 keep = np.isfinite(a) & np.isfinite(b)  # (n,)
                 if not keep.any():
                     continue
@@ -249,7 +254,7 @@ def conclusion(summary: dict[str, Any]) -> list[str]:
     baseline = names[0]
     for other in names[1:]:
         lines.append(_headline(summary, baseline, other))
-        for key in HEADLINE:
+        for key in (*HEADLINE, "repurposed_units"):
             row = _find(summary["comparisons"], baseline, other, key)
             if row is not None:
                 lines.append(_sentence(summary, row))
@@ -298,7 +303,8 @@ def _find(rows: list[dict], a: str, b: str, measure: str) -> dict | None:
 
 
 AXIS_WORDS = {"episode_score": "Per episode", "final_score": "Per sample (final score)",
-              "sample_efficiency": "Per sample (sample efficiency)", "time_score": "Per wall-clock second"}  # fmt: skip
+              "sample_efficiency": "Per sample (sample efficiency)", "time_score": "Per wall-clock second",
+              "repurposed_units": "Detector stability"}  # fmt: skip
 
 
 def _sentence(summary: dict[str, Any], row: dict[str, Any]) -> str:
@@ -310,7 +316,8 @@ def _sentence(summary: dict[str, Any], row: dict[str, Any]) -> str:
         f"{interval(ma['iqm'], ma['iqm_low'], ma['iqm_high'])} for {a}"
     )
     odds = (
-        f"P({b} > {a}) = {interval(row['p_b_better'], row['low'], row['high'])}; "
+        f"P({b} {'>' if summary['measures'][key]['higher_is_better'] else '<'} {a}) = "
+        f"{interval(row['p_b_better'], row['low'], row['high'])}; "
         f"{b} better on {row['b_wins']} of {row['n_pairs']} paired seeds, sign test p = {fmt(row['sign_test_p'])}"
     )
     if row["verdict"] == "inconclusive":

@@ -1,0 +1,137 @@
+"""The probe set: states to show a network, fixed and saved so results compare.
+
+Three parts (CartPole; other environments get the first two only):
+
+- `greedy`: states the network visits playing greedily, from seeded starts;
+- `epsilon`: states from epsilon-greedy play (epsilon 0.5): off the greedy
+  path, where a detector's selectivity shows;
+- `grid`: a grid over pole angle x pole angular velocity, cart centred and
+  still: every unit's response map over the two variables that matter most.
+
+A probe set is a function of (network, environment, seed): the same inputs
+give the same states. It is saved as .npz without pickle, with the
+environment it came from, so one probe set can serve every checkpoint of a
+run, and every run of an experiment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dqnlab import seeding
+from dqnlab.config import EnvConfig
+from dqnlab.envs import make_env
+from dqnlab.errors import DqnlabError
+from dqnlab.learner import greedy_action
+from dqnlab.networks import QNetwork
+
+SOURCES = ("greedy", "epsilon", "grid")
+PLAYED = 4_000  # states per played part
+GRID = 50  # grid points per axis
+GRID_THETA = 0.2095  # +-12 degrees: CartPole's termination angle
+GRID_THETA_DOT = 2.0  # rad/s
+EPISODE_CAP = 500  # steps per probing episode: long enough to see the balanced regime, short enough to vary starts
+CARTPOLE_IDS = ("CartPole-v0", "CartPole-v1")
+
+
+@dataclass(frozen=True)
+class ProbeSet:
+    env_id: str
+    states: np.ndarray  # (S, obs_dim) float32
+    source: np.ndarray  # (S,) int8: index into SOURCES
+    grid_theta: np.ndarray  # (G,) pole angles of the grid; empty without a grid
+    grid_theta_dot: np.ndarray  # (G,) angular velocities of the grid
+    seed: int
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+    @property
+    def obs_dim(self) -> int:
+        return int(self.states.shape[1])
+
+    def part(self, name: str) -> np.ndarray:
+        """Indices (k,) of the states from one source."""
+        return np.flatnonzero(self.source == SOURCES.index(name))
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(
+            tmp, env_id=np.array(self.env_id), states=self.states, source=self.source,
+            grid_theta=self.grid_theta, grid_theta_dot=self.grid_theta_dot, seed=np.array(self.seed),
+        )  # fmt: skip
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ProbeSet":
+        try:
+            with np.load(Path(path), allow_pickle=False) as data:
+                probe = cls(str(data["env_id"]), data["states"], data["source"], data["grid_theta"],
+                            data["grid_theta_dot"], int(data["seed"]))  # fmt: skip
+        except (OSError, KeyError, ValueError) as error:
+            raise DqnlabError(f"{path} is not a dqnlab probe set: {error}") from None
+        if probe.states.ndim != 2 or len(probe.source) != len(probe.states):
+            raise DqnlabError(f"{path} is not a dqnlab probe set: states and sources do not line up")
+        return probe
+
+    def check(self, env_id: str, obs_dim: int, where: str = "the network") -> None:
+        """Refuse a probe set from another environment."""
+        if self.env_id != env_id or self.obs_dim != obs_dim:
+            raise DqnlabError(
+                f"the probe set holds {self.obs_dim}-dimensional states of {self.env_id}, "
+                f"but {where} is for {env_id} ({obs_dim} observations); build one for {env_id}"
+            )
+
+
+def build_probe_set(networks: list[QNetwork], env: EnvConfig, seed: int = 0) -> ProbeSet:
+    """Greedy and epsilon-greedy states of `networks` (shared equally), plus CartPole's grid."""
+    greedy = [_play_states(net, env, seed + i, 0.0, PLAYED // len(networks)) for i, net in enumerate(networks)]
+    epsilon = [_play_states(net, env, seed + i, 0.5, PLAYED // len(networks)) for i, net in enumerate(networks)]
+    parts = [np.concatenate(greedy), np.concatenate(epsilon)]
+    theta = theta_dot = np.zeros(0, dtype=np.float32)
+    if env.id in CARTPOLE_IDS:
+        theta = np.linspace(-GRID_THETA, GRID_THETA, GRID, dtype=np.float32)  # (G,)
+        theta_dot = np.linspace(-GRID_THETA_DOT, GRID_THETA_DOT, GRID, dtype=np.float32)  # (G,)
+        t, td = np.meshgrid(theta, theta_dot, indexing="ij")  # (G, G) each: row i is theta[i]
+        grid = np.zeros((GRID * GRID, 4), dtype=np.float32)  # (G*G, 4): cart centred and still
+        grid[:, 2], grid[:, 3] = t.reshape(-1), td.reshape(-1)
+        parts.append(grid)
+    else:  # no grid: played states make up the count
+        parts = [np.concatenate([p, _play_states(networks[0], env, seed + 1000, e, PLAYED // 2)]) for p, e in zip(parts, (0.0, 0.5))]
+    source = np.concatenate([np.full(len(p), i, dtype=np.int8) for i, p in enumerate(parts)])  # (S,)
+    return ProbeSet(env.id, np.concatenate(parts).astype(np.float32), source, theta, theta_dot, seed)
+
+
+def _play_states(network: QNetwork, env_config: EnvConfig, seed: int, epsilon: float, count: int) -> np.ndarray:
+    """`count` states (count, obs_dim) visited by epsilon-greedy play from seeded starts."""
+    env, _ = make_env(env_config)
+    starts, rng = seeding.ResetSeeds(seed, "evaluate"), seeding.numpy_generator(seed, "explore")
+    device = next(network.parameters()).device
+    states: list[np.ndarray] = []
+    while len(states) < count:
+        obs, _ = env.reset(seed=starts.next())
+        for _ in range(EPISODE_CAP):
+            states.append(np.asarray(obs, dtype=np.float32))
+            if rng.random() < epsilon:
+                action = int(rng.integers(env.action_space.n))
+            else:
+                action = greedy_action(network, obs, device)
+            obs, _, terminated, truncated, _ = env.step(action)
+            if terminated or truncated or len(states) == count:
+                break
+    env.close()
+    return np.stack(states)  # (count, obs_dim)
+
+
+@torch.no_grad()
+def activations(network: QNetwork, states: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """Each hidden layer's activations [(S, width), ...] and the Q-values (S, n_actions) on the states."""
+    x = torch.as_tensor(states, dtype=torch.float32, device=next(network.parameters()).device)  # (S, obs_dim)
+    hidden = network.activations(x)  # [(S, width), ...]
+    q = network.layers[-1](hidden[-1]) if hidden else network(x)  # (S, A)
+    return [h.cpu().numpy() for h in hidden], q.cpu().numpy()
