@@ -206,14 +206,15 @@ def play_command(run_dir, episodes, seed, max_steps, gif, gif_frames, device):
 @click.option("--variant", "variants", multiple=True, metavar="NAME:KEY=VALUE,...", help="A variant, e.g. replay16:replay.batch_size=16,replay.warmup=16 or slow:agent=naive,learner.lr=1e-5. Repeatable [default: naive and replay].")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help="A setting shared by every variant, as a TOML literal. Repeatable.")
 @click.option("--eval-every", type=click.IntRange(min=1), default=None, help="Greedy evaluation every K samples (run.eval_every), reported beside training scores.")
-@click.option("--backend", type=click.Choice(["local", "population"]), default="local", show_default=True, help="local: one process per run at a time. population: each variant's seeds train together as one batched computation.")
+@click.option("--backend", type=click.Choice(["local", "population", "ray"]), default="local", show_default=True, help="local: one process per run at a time. population: each variant's seeds train together as one batched computation. ray: one Ray task per run (needs dqnlab[ray]).")
+@click.option("--address", default=None, help="Ray backend: the cluster to join (as for ray.init, e.g. auto or HEAD_IP:6379) [default: start a local Ray instance].")
 @click.option("--population-size", type=click.IntRange(min=1), default=None, help="Population backend: most seeds per population [default: all seeds of a variant].")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N for every run (run.device) [default: the preset's, cpu].")
-@click.option("--workers", type=click.IntRange(min=1), default=None, help="Local backend: worker processes, one torch thread each. Population backend: torch threads [default: CPU cores].")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Local backend: worker processes, one torch thread each. Population backend: torch threads. Ray backend without --address: CPUs of the local Ray instance [default: CPU cores].")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Results directory [default: results/compare-PRESET]. Rerunning the same command there resumes.")
 @click.option("--overwrite", is_flag=True, help="Replace a results directory that holds a different experiment.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the conclusion.")
-def compare_command(experiment_file, preset, samples, seeds, variants, overrides, eval_every, backend, population_size, device, workers, out, overwrite, quiet):
+def compare_command(experiment_file, preset, samples, seeds, variants, overrides, eval_every, backend, address, population_size, device, workers, out, overwrite, quiet):
     """Train variants x paired seeds and compare them per episode, per sample and per second.
 
     Seed k gives every variant the same initial weights and environment starts.
@@ -228,7 +229,7 @@ def compare_command(experiment_file, preset, samples, seeds, variants, overrides
     out = Path(out or f"results/compare-{experiment.preset}")
     summary = compare(
         experiment, out, workers=workers or os.cpu_count() or 1, overwrite=overwrite, quiet=quiet,
-        backend=backend, population_size=population_size,
+        backend=backend, population_size=population_size, address=address,
     )  # fmt: skip
     _print_conclusion(summary, out)
 

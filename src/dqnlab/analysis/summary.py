@@ -126,6 +126,7 @@ def _run_counts(runs: list[Run]) -> dict[str, Any]:
         counts[status] = sum(run.status == status for run in runs)
     counts["no_episodes"] = sum(run.usable and not _enters_statistics(run) for run in runs)
     counts["used"] = sum(_enters_statistics(run) for run in runs)
+    counts["retried"] = sum(int(run.result.get("attempts", 1)) > 1 for run in runs)  # lost a worker (Ray backend)
     counts["excluded"] = [
         f"{run.variant}/seed-{run.seed:03d}: {run.status if not run.usable else 'no finished episode'}"
         for run in runs
@@ -249,6 +250,8 @@ def conclusion(summary: dict[str, Any]) -> list[str]:
             f"{runs['diverged']} diverged, {runs['failed']} failed, {runs['incomplete'] + runs['missing']} incomplete "
             f"or missing, {runs['no_episodes']} finished no episode."
         )
+    if runs.get("retried"):
+        lines.append(f"{runs['retried']} run(s) lost their worker and were rerun from the start (Ray backend).")
     if len(names) < 2:
         return lines + ["Only one variant: nothing to compare."]
     baseline = names[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +12,14 @@ from dqnlab.analysis.report import build_report
 from dqnlab.display import LiveDisplay
 from dqnlab.errors import DqnlabError
 from dqnlab.runtime import resolve_device
+from dqnlab.experiments.cluster import ray_session, run_ray
 from dqnlab.experiments.local import Event, outcome_line, run_local
 from dqnlab.experiments.population import populations, run_populations
 from dqnlab.experiments.runner import Plan, plan, prepare_results_dir
 from dqnlab.experiments.spec import Experiment
 
 
-BACKENDS = ("local", "population")
+BACKENDS = ("local", "population", "ray")
 
 
 def compare(
@@ -28,17 +30,32 @@ def compare(
     quiet: bool = False,
     backend: str = "local",
     population_size: int | None = None,
+    address: str | None = None,
 ) -> dict[str, Any]:
     """Run the experiment's missing runs into `out` and (re)build its report; returns the summary.
 
     backend "local": `workers` processes, one run each at a time. "population":
     each variant's seeds train together in populations of up to
     `population_size` members (all of them if None), on `workers` torch threads.
+    "ray": one Ray task per run, on the cluster at `address` or on a local Ray
+    instance of `workers` CPUs.
     """
     if backend not in BACKENDS:
         raise DqnlabError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
-    for device in {experiment.config(variant, 0).run.device for variant in experiment.variants}:
-        resolve_device(device)  # no GPU where one is asked for: one line now, not a failure per run
+    if address is not None and backend != "ray":
+        raise DqnlabError("--address applies to --backend ray only")
+    devices = {experiment.config(variant, 0).run.device for variant in experiment.variants}
+    if backend != "ray":
+        for device in devices:
+            resolve_device(device)  # no GPU where one is asked for: one line now, not a failure per run
+    session = ray_session(address, workers) if backend == "ray" else contextlib.nullcontext()
+    with session as ray:  # Ray joined (or refused) before anything is written
+        if ray is not None and any(d.startswith("cuda") for d in devices) and not ray.cluster_resources().get("GPU"):
+            raise DqnlabError("run.device is cuda but the Ray cluster has no GPU")
+        return _compare(experiment, out, workers, overwrite, quiet, backend, population_size, address)
+
+
+def _compare(experiment, out, workers, overwrite, quiet, backend, population_size, address) -> dict[str, Any]:
     prepare_results_dir(out, experiment, overwrite)
     work = plan(experiment, out)
     echo = (lambda *a, **k: None) if quiet else click.echo
@@ -46,6 +63,8 @@ def compare(
     if backend == "population":
         chunks = populations(work.tasks, population_size)
         how = f"as {len(chunks)} population(s) of up to {max((len(c) for c in chunks), default=0)} seeds on {workers} thread(s)"
+    elif backend == "ray":
+        how = f"as Ray tasks on {'the cluster at ' + address if address else f'a local Ray instance of {workers} CPU(s)'}"
     else:
         how = f"on {min(workers, max(len(work.tasks), 1))} worker(s)"
     echo(
@@ -59,6 +78,8 @@ def compare(
         try:
             if backend == "population":
                 run_populations(work.tasks, display.event, population_size, workers)
+            elif backend == "ray":
+                run_ray(work.tasks, display.event)
             else:
                 run_local(work.tasks, workers, display.event)
         except KeyboardInterrupt:
@@ -92,6 +113,8 @@ class _SweepDisplay:
             progress.update(self.bars[key], completed=event[2])
         elif kind == "end" and key in self.bars:
             progress.remove_task(self.bars.pop(key))
+        elif kind == "retry":
+            self.live.line(f"retrying {key}: {event[2]}")
         elif kind == "done":
             outcome = event[2]
             self.failed += outcome.get("status") == "failed"

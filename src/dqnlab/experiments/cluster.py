@@ -1,0 +1,145 @@
+"""The Ray backend: every run a Ray task, on a local Ray instance or a cluster.
+
+Each run is one task asking for one CPU (and one GPU when its `run.device`
+is CUDA). The task trains into a temporary directory on whichever node runs
+it and returns the run directory's files through Ray, so results land in the
+driver's results directory without any shared file system; the driver
+writes them (result.json last) exactly as a local run would have.
+
+Faults: a task whose worker or node dies is resubmitted, at most `retries`
+times (the count is written into the run's result.json as `attempts`, and
+the report says how many runs needed it). A run that fails for its own
+reasons comes back as a failed outcome and is recorded like the local
+backend's. Ctrl-C cancels every queued and running task; finished runs are
+on disk, so rerunning the command resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from dqnlab.errors import DqnlabError
+from dqnlab.experiments.local import FAULT_VARIABLE, Event
+from dqnlab.experiments.runner import RunTask, fresh_run_dir, run_task
+from dqnlab.rundir import RESULT, write_failure
+
+RETRIES = 2  # resubmissions after a worker or node died
+
+
+def require_ray():
+    try:
+        import ray
+    except ImportError:
+        raise DqnlabError("--backend ray needs Ray: pip install 'dqnlab[ray]'") from None
+    return ray
+
+
+@contextmanager
+def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator[Any]:
+    """Join the cluster at `address` (or start a local instance of `cpus` CPUs) unless Ray is already up; leave as found."""
+    ray = require_ray()
+    started_here = not ray.is_initialized()
+    if started_here:
+        _check_reachable(address)
+        try:
+            ray.init(address=address, num_cpus=None if address else cpus, include_dashboard=False,
+                     log_to_driver=False, configure_logging=False)  # fmt: skip
+        except (ConnectionError, ValueError, RuntimeError) as error:
+            raise DqnlabError(f"cannot join a Ray cluster at {address!r}: {str(error).splitlines()[0]}") from None
+    try:
+        yield ray
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _check_reachable(address: str | None, timeout: float = 5.0) -> None:
+    """Fail fast on a HOST:PORT nobody answers at (ray.init would wait for minutes)."""
+    if address is None or address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise DqnlabError(f"--address must be auto, HOST:PORT or ray://HOST:PORT; got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise DqnlabError(f"cannot reach a Ray cluster at {address}: {error.strerror or error}") from None
+
+
+def _execute(task: RunTask, fault: bool) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """On a Ray worker: train into a temporary directory; return the outcome and the directory's files."""
+    import torch
+
+    torch.set_num_threads(1)  # one CPU per task, as Ray accounts for it
+
+    def progress(samples: int) -> None:
+        if fault:  # tests kill the worker mid-run this way (first attempt only)
+            os._exit(70)
+
+    with tempfile.TemporaryDirectory(prefix="dqnlab-") as tmp:
+        local = RunTask(task.variant, task.seed, task.config, Path(tmp) / "run")
+        outcome = run_task(local, progress)
+        files = {str(p.relative_to(local.run_dir)): p.read_bytes() for p in local.run_dir.rglob("*") if p.is_file()}
+    return outcome, files
+
+
+def run_ray(tasks: list[RunTask], on_event: Callable[[Event], None], retries: int = RETRIES) -> None:
+    """Execute `tasks` as Ray tasks (inside `ray_session`); events as `run_local`'s, plus ("retry", key, reason)."""
+    ray = require_ray()
+    remote = ray.remote(_execute)
+    doomed = os.environ.get(FAULT_VARIABLE)
+    pending: dict[Any, tuple[RunTask, int]] = {}
+
+    def submit(task: RunTask, attempt: int) -> None:
+        gpus = 1 if task.config.run.device.startswith("cuda") else 0
+        ref = remote.options(num_cpus=1, num_gpus=gpus, max_retries=0).remote(task, task.key == doomed and attempt == 1)
+        pending[ref] = (task, attempt)
+
+    try:
+        for task in tasks:
+            submit(task, 1)
+        while pending:
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            task, attempt = pending.pop(ref)
+            try:
+                outcome, files = ray.get(ref)
+            except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.OutOfMemoryError,
+                    ray.exceptions.ObjectLostError, ray.exceptions.LocalRayletDiedError) as error:  # fmt: skip
+                reason = f"{type(error).__name__}: {str(error).splitlines()[0]}"
+                if attempt <= retries:
+                    on_event(("retry", task.key, f"attempt {attempt} lost ({reason}); resubmitted"))
+                    submit(task, attempt + 1)
+                    continue
+                outcome = {"status": "failed", "error": f"lost its worker {attempt} times; last: {reason}"}
+                write_failure(task.run_dir, outcome["error"])
+            except ray.exceptions.RayError as error:
+                outcome = {"status": "failed", "error": f"{type(error).__name__}: {str(error).splitlines()[0]}"}
+                write_failure(task.run_dir, outcome["error"])
+            else:
+                outcome = _land(task, outcome, files, attempt)
+            on_event(("done", task.key, outcome))
+    except KeyboardInterrupt:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
+
+
+def _land(task: RunTask, outcome: dict[str, Any], files: dict[str, bytes], attempt: int) -> dict[str, Any]:
+    """Write a finished run's files into its directory on this machine, result.json last."""
+    fresh_run_dir(task)
+    for name, data in sorted(files.items(), key=lambda item: item[0] == RESULT):
+        path = task.run_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if name == RESULT and outcome.get("status") != "failed":
+            outcome = {**json.loads(data), "attempts": attempt}
+            data = (json.dumps(outcome, indent=2) + "\n").encode()
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return outcome
