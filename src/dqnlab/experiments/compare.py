@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,7 @@ class _SweepDisplay:
         self.done, self.total = len(work.kept), len(work.kept) + len(work.tasks)
         self.overall = self.live.progress.add_task("runs", total=self.total, completed=self.done)
         self.bars: dict[str, Any] = {}
+        self.started, self.finished, self.samples = time.monotonic(), 0, 0  # throughput of this invocation
 
     def event(self, event: Event) -> None:
         kind, key = event[0], event[1]
@@ -122,4 +124,7 @@ class _SweepDisplay:
             if key in self.bars:
                 progress.remove_task(self.bars.pop(key))
             progress.update(self.overall, completed=self.done)
-            self.live.line(f"[{self.done}/{self.total}] {key}: {outcome_line(outcome)}")
+            self.finished, self.samples = self.finished + 1, self.samples + int(outcome.get("samples") or 0)
+            minutes = max(time.monotonic() - self.started, 1e-9) / 60
+            rate = f"{self.finished / minutes:.1f} runs/min, {self.samples / minutes / 60:,.0f} samples/s"
+            self.live.line(f"[{self.done}/{self.total}] {key}: {outcome_line(outcome)} ({rate} so far)")

@@ -77,7 +77,8 @@ def _samples(run_dir: Path) -> int | None:
 
 def _json(run_dir, probe: ProbeSet, source, layers, descriptions, strong, selective, change: Stability | None) -> dict[str, Any]:
     def unit(u):
-        return {**asdict(u), "key": u.key, "dead": u.dead, "description": descriptions[u.key]}
+        top_states = probe.states[list(u.top[:5])].tolist()  # the five states that drive it hardest
+        return {**asdict(u), "key": u.key, "dead": u.dead, "description": descriptions[u.key], "top_states": top_states}
 
     return _clean({
         "run_dir": str(run_dir),
