@@ -69,6 +69,61 @@ def check_population(configs: list[Config]) -> Config:
     return configs[0]
 
 
+class Ledger:
+    """Each member's running account: its episode so far, its learn steps, whether it still trains."""
+
+    def __init__(self, results: list[TrainResult], samples: int) -> None:
+        n = len(results)
+        self.results = results
+        self.alive = np.ones(n, dtype=np.bool_)  # (N,) members still training (not diverged)
+        self.score, self.length = np.zeros(n), np.zeros(n, dtype=np.int64)  # (N,) the running episode
+        self.high_score = np.full(n, -np.inf)  # (N,)
+        self.loss_sum, self.losses = np.zeros(n), np.zeros(n, dtype=np.int64)  # (N,) this episode's learn steps
+        self.learn_steps = np.zeros(n, dtype=np.int64)  # (N,) learn steps each member took
+        self.stopped_at = np.full(n, samples)  # (N,) each member's last sample
+
+    def learned(self, loss: np.ndarray, sample: int, seconds: float) -> list[int]:
+        """Book one learn step's losses (N,); members whose loss is not finite stop here. Returns those."""
+        alive = self.alive.copy()
+        finite = np.isfinite(loss)  # (N,)
+        self.learn_steps[alive] += 1
+        self.loss_sum[alive & finite] += loss[alive & finite]
+        self.losses[alive & finite] += 1
+        stopped = [int(k) for k in np.flatnonzero(alive & ~finite)]
+        for k in stopped:  # exactly where a single run would stop: before this step's reward is counted
+            result = self.results[k]
+            result.divergence = Divergence(float(loss[k]), int(self.learn_steps[k]), sample, len(result.episodes))
+            result.unfinished_score, result.unfinished_length = float(self.score[k]), int(self.length[k])
+            result.wall_seconds = seconds
+            self.stopped_at[k], self.alive[k] = sample, False
+        return stopped
+
+    def stepped(self, reward: np.ndarray, ended: np.ndarray, sample: int, seconds: float,
+                on_episode: Callable[[int, EpisodeRecord], None] | None) -> None:
+        """Book one environment step: rewards (N,); members whose episode `ended` (N,) get their record."""
+        self.score += reward
+        self.length += 1
+        for k in np.flatnonzero(ended & self.alive):
+            self.high_score[k] = max(self.high_score[k], self.score[k])
+            record = EpisodeRecord(
+                episode=len(self.results[k].episodes), samples=sample, score=float(self.score[k]),
+                length=int(self.length[k]), high_score=float(self.high_score[k]), learn_steps=int(self.learn_steps[k]),
+                wall_seconds=seconds, td_loss=float(self.loss_sum[k] / self.losses[k]) if self.losses[k] else None,
+            )  # fmt: skip
+            self.results[k].episodes.append(record)
+            if on_episode is not None:
+                on_episode(int(k), record)
+        self.score[ended], self.length[ended], self.loss_sum[ended], self.losses[ended] = 0.0, 0, 0.0, 0
+
+    def close(self, seconds: float) -> None:
+        """Totals of the members that trained to the end of the budget."""
+        for k, result in enumerate(self.results):
+            result.samples = int(self.stopped_at[k])
+            if self.alive[k]:
+                result.unfinished_score, result.unfinished_length = float(self.score[k]), int(self.length[k])
+                result.wall_seconds = seconds
+
+
 def train_population(
     configs: list[Config],
     on_episode: Callable[[int, EpisodeRecord], None] | None = None,
@@ -96,14 +151,8 @@ def train_population(
     explore = MemberDraws([seeding.numpy_generator(s, "explore") for s in seeds], 2, device)
     replay_draws = MemberDraws([seeding.numpy_generator(s, "replay") for s in seeds], replay.batch_size, device)
     results = [TrainResult(config, spec, None, None, backend=BACKEND, population=n) for config in configs]
-
-    alive = np.ones(n, dtype=np.bool_)  # (N,) members still training (not diverged)
-    alive_t = torch.ones(n, dtype=torch.bool, device=device)  # (N,)
-    score, length = np.zeros(n), np.zeros(n, dtype=np.int64)  # (N,) the running episode
-    high_score = np.full(n, -np.inf)  # (N,)
-    loss_sum, losses = np.zeros(n), np.zeros(n, dtype=np.int64)  # (N,) this episode's learn steps
-    stopped_at = np.full(n, run.samples)  # (N,) the last sample of each member
-    member_steps = np.zeros(n, dtype=np.int64)  # (N,) learn steps each member took
+    ledger = Ledger(results, run.samples)
+    alive = torch.ones(n, dtype=torch.bool, device=device)  # (N,) the ledger's alive, on the device
 
     start = time.perf_counter()
     obs = envs.reset(np.ones(n, dtype=np.bool_))  # (N, obs_dim)
@@ -116,61 +165,33 @@ def train_population(
         if len(buffer) >= replay.warmup:
             steps_past_warmup += 1
             due = steps_past_warmup * ratio.numerator // ratio.denominator  # learn steps owed by now
-            while learner.learn_steps < due and alive.any():
+            while learner.learn_steps < due and ledger.alive.any():
                 index = buffer.indices(replay_draws.next(), replay.with_replacement)  # (N, B)
-                loss = learner.learn(buffer.gather(index), alive_t).cpu().numpy()  # (N,)
-                member_steps[alive] += 1
-                finite = np.isfinite(loss)  # (N,)
-                loss_sum[alive & finite] += loss[alive & finite]
-                losses[alive & finite] += 1
-                for k in np.flatnonzero(alive & ~finite):
-                    results[k].divergence = Divergence(float(loss[k]), int(member_steps[k]), sample, len(results[k].episodes))
-                    results[k].unfinished_score, results[k].unfinished_length = float(score[k]), int(length[k])
-                    results[k].wall_seconds = time.perf_counter() - start
-                    stopped_at[k], alive[k] = sample, False
-                    alive_t = torch.as_tensor(alive, device=device)  # (N,)
+                loss = learner.learn(buffer.gather(index), alive).cpu().numpy()  # (N,)
+                if ledger.learned(loss, sample, time.perf_counter() - start):
+                    alive = torch.as_tensor(ledger.alive, device=device)  # (N,)
         outcome = torch.stack((step.reward, step.terminated.float(), step.truncated.float())).cpu().numpy()  # (3, N)
-        score += outcome[0]
-        length += 1
-        done = (outcome[1] > 0) | (outcome[2] > 0)  # (N,)
-        for k in np.flatnonzero(done & alive):
-            high_score[k] = max(high_score[k], score[k])
-            record = EpisodeRecord(
-                episode=len(results[k].episodes), samples=sample, score=float(score[k]), length=int(length[k]),
-                high_score=float(high_score[k]), learn_steps=int(member_steps[k]),
-                wall_seconds=time.perf_counter() - start,
-                td_loss=float(loss_sum[k] / losses[k]) if losses[k] else None,
-            )  # fmt: skip
-            results[k].episodes.append(record)
-            if on_episode is not None:
-                on_episode(k, record)
-        if done.any():
-            obs = envs.reset(done)  # (N, obs_dim): fresh starts where done, next_obs elsewhere
-            score[done], length[done], loss_sum[done], losses[done] = 0.0, 0, 0.0, 0
-        else:
-            obs = step.next_obs  # (N, obs_dim)
+        ended = (outcome[1] > 0) | (outcome[2] > 0)  # (N,) episodes that ended, by termination or truncation
+        ledger.stepped(outcome[0], ended, sample, time.perf_counter() - start, on_episode)
+        obs = envs.reset(ended) if ended.any() else step.next_obs  # (N, obs_dim): fresh starts where episodes ended
         if on_progress is not None and sample % progress_every == 0:
             on_progress(sample)
         if on_checkpoint is not None and run.checkpoint_every and sample % run.checkpoint_every == 0:
-            for k in np.flatnonzero(alive):
-                on_checkpoint(k, sample, network.member(k))
+            for k in np.flatnonzero(ledger.alive):
+                on_checkpoint(int(k), sample, network.member(k))
         if run.eval_every and sample % run.eval_every == 0:
             paused = time.perf_counter()
-            for k in np.flatnonzero(alive):
+            for k in np.flatnonzero(ledger.alive):
                 played = play(network.member(k), base.env, run.eval_episodes, seeds[k], run.eval_max_steps)
-                results[k].evaluations.append(EvaluationRecord.of(sample, int(member_steps[k]), played))
+                results[k].evaluations.append(EvaluationRecord.of(sample, int(ledger.learn_steps[k]), played))
                 if on_evaluation is not None:
-                    on_evaluation(k, results[k].evaluations[-1])
+                    on_evaluation(int(k), results[k].evaluations[-1])
             start += time.perf_counter() - paused  # evaluation is not training time
-        if not alive.any():
+        if not ledger.alive.any():
             break
     envs.close()
-    elapsed = time.perf_counter() - start
+    ledger.close(time.perf_counter() - start)
     for k, result in enumerate(results):
-        result.samples = int(stopped_at[k])
-        if alive[k]:
-            result.unfinished_score, result.unfinished_length = float(score[k]), int(length[k])
-            result.wall_seconds = elapsed
-        result.learner = MemberLearner(network.member(k), int(member_steps[k]), device)
+        result.learner = MemberLearner(network.member(k), int(ledger.learn_steps[k]), device)
         result.buffer = MemberReplay(buffer, k)
     return results
