@@ -97,7 +97,7 @@ def test_command_line(tmp_path):
     bad_cases = [
         (["--backend", "cluster"], "'cluster' is not one of 'local', 'population'"),
         (["--backend", "population", "--population-size", "0"], "0 is not in the range x>=1"),
-        (["--population-size", "4"], "--population-size applies to --backend population only"),
+        (["--population-size", "4"], "--population-size applies to --backend population or ray only"),
     ]
     if not torch.cuda.is_available():
         bad_cases.append((["--backend", "population", "--device", "cuda"], "run.device is 'cuda' but this machine has no CUDA GPU"))

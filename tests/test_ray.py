@@ -83,3 +83,17 @@ def test_without_ray_the_backend_says_how_to_install_it(tmp_path, monkeypatch):
 def test_address_belongs_to_the_ray_backend(tmp_path):
     with pytest.raises(DqnlabError, match="--address applies to --backend ray only"):
         compare(experiment(), tmp_path, workers=2, quiet=True, address="auto")
+
+
+def test_populations_as_ray_tasks_give_the_population_backends_results(cluster, tmp_path, monkeypatch):
+    here = tmp_path / "here"
+    compare(experiment(), here, workers=1, quiet=True, backend="population", population_size=2)
+    monkeypatch.setenv(FAULT_VARIABLE, "naive/seed-000")  # kills its whole population's first attempt
+    summary = compare(experiment(), tmp_path / "ray", workers=2, quiet=True, backend="ray", population_size=2)
+    assert summary["runs"]["complete"] == 4 and summary["runs"]["retried"] == 2  # both members of that population
+    for variant in ("naive", "replay"):
+        for seed in (0, 1):
+            assert rows(tmp_path / "ray", variant, seed) == rows(here, variant, seed)
+            result = json.loads((run_dir_for(tmp_path / "ray", variant, seed) / "result.json").read_text())
+            assert result["backend"] == "population" and result["population"] == 2
+            assert result["attempts"] == (2 if variant == "naive" else 1)

@@ -208,7 +208,7 @@ def play_command(run_dir, episodes, seed, max_steps, gif, gif_frames, device):
 @click.option("--eval-every", type=click.IntRange(min=1), default=None, help="Greedy evaluation every K samples (run.eval_every), reported beside training scores.")
 @click.option("--backend", type=click.Choice(["local", "population", "ray"]), default="local", show_default=True, help="local: one process per run at a time. population: each variant's seeds train together as one batched computation. ray: one Ray task per run (needs dqnlab[ray]).")
 @click.option("--address", default=None, help="Ray backend: the cluster to join (as for ray.init, e.g. auto or HEAD_IP:6379) [default: start a local Ray instance].")
-@click.option("--population-size", type=click.IntRange(min=1), default=None, help="Population backend: most seeds per population [default: all seeds of a variant].")
+@click.option("--population-size", type=click.IntRange(min=1), default=None, help="Population backend: most seeds per population [default: all seeds of a variant]. Ray backend: run populations of up to this many seeds as Ray tasks [default: one run per task].")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N for every run (run.device) [default: the preset's, cpu].")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Local backend: worker processes, one torch thread each. Population backend: torch threads. Ray backend without --address: CPUs of the local Ray instance [default: CPU cores].")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Results directory [default: results/compare-PRESET]. Rerunning the same command there resumes.")
@@ -222,8 +222,8 @@ def compare_command(experiment_file, preset, samples, seeds, variants, overrides
     """
     from dqnlab.experiments.compare import compare
 
-    if population_size is not None and backend != "population":
-        raise DqnlabError("--population-size applies to --backend population only")
+    if population_size is not None and backend == "local":
+        raise DqnlabError("--population-size applies to --backend population or ray only")
     overrides = (*overrides, *([f"run.device={device}"] if device else []))
     experiment = _build_experiment(experiment_file, preset, samples, seeds, variants, overrides, eval_every)
     out = Path(out or f"results/compare-{experiment.preset}")

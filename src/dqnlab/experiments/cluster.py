@@ -1,7 +1,8 @@
 """The Ray backend: every run a Ray task, on a local Ray instance or a cluster.
 
 Each run is one task asking for one CPU (and one GPU when its `run.device`
-is CUDA). The task trains into a temporary directory on whichever node runs
+is CUDA); with a population size, each task is instead a population of up to
+that many seeds of one variant (`population.py`), on one CPU or one GPU. The task trains into a temporary directory on whichever node runs
 it and returns the run directory's files through Ray, so results land in the
 driver's results directory without any shared file system; the driver
 writes them (result.json last) exactly as a local run would have.
@@ -26,6 +27,7 @@ from typing import Any, Callable, Iterator
 
 from dqnlab.errors import DqnlabError
 from dqnlab.experiments.local import FAULT_VARIABLE, Event
+from dqnlab.experiments.population import population_key, populations, run_populations
 from dqnlab.experiments.runner import RunTask, fresh_run_dir, run_task
 from dqnlab.rundir import RESULT, write_failure
 
@@ -72,8 +74,8 @@ def _check_reachable(address: str | None, timeout: float = 5.0) -> None:
         raise DqnlabError(f"cannot reach a Ray cluster at {address}: {error.strerror or error}") from None
 
 
-def _execute(task: RunTask, fault: bool) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """On a Ray worker: train into a temporary directory; return the outcome and the directory's files."""
+def _execute(tasks: list[RunTask], population: bool, fault: bool) -> list[tuple[dict[str, Any], dict[str, bytes]]]:
+    """On a Ray worker: train one run, or one population, into a temporary directory; return outcomes and files."""
     import torch
 
     torch.set_num_threads(1)  # one CPU per task, as Ray accounts for it
@@ -83,51 +85,72 @@ def _execute(task: RunTask, fault: bool) -> tuple[dict[str, Any], dict[str, byte
             os._exit(70)
 
     with tempfile.TemporaryDirectory(prefix="dqnlab-") as tmp:
-        local = RunTask(task.variant, task.seed, task.config, Path(tmp) / "run")
-        outcome = run_task(local, progress)
-        files = {str(p.relative_to(local.run_dir)): p.read_bytes() for p in local.run_dir.rglob("*") if p.is_file()}
-    return outcome, files
+        local = [RunTask(t.variant, t.seed, t.config, Path(tmp) / f"run-{i}") for i, t in enumerate(tasks)]
+        if population:
+            outcomes: dict[str, dict[str, Any]] = {}
+
+            def event(message: Event) -> None:
+                if message[0] == "done":
+                    outcomes[message[1]] = message[2]
+                elif message[0] == "progress":
+                    progress(message[2])
+
+            run_populations(local, event, threads=1)
+            results = [outcomes[t.key] for t in local]
+        else:
+            results = [run_task(t, progress) for t in local]
+        return [(outcome, _files(t.run_dir)) for outcome, t in zip(results, local)]
 
 
-def run_ray(tasks: list[RunTask], on_event: Callable[[Event], None], retries: int = RETRIES) -> None:
-    """Execute `tasks` as Ray tasks (inside `ray_session`); events as `run_local`'s, plus ("retry", key, reason)."""
+def _files(run_dir: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(run_dir)): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+
+
+def run_ray(tasks: list[RunTask], on_event: Callable[[Event], None], population_size: int | None = None,
+            retries: int = RETRIES) -> None:
+    """Execute `tasks` as Ray tasks (inside `ray_session`): one per run, or one per population of up to
+    `population_size` seeds of a variant when that is given. Events as `run_local`'s, plus ("retry", key, reason)."""
     ray = require_ray()
     remote = ray.remote(_execute)
     doomed = os.environ.get(FAULT_VARIABLE)
-    pending: dict[Any, tuple[RunTask, int]] = {}
+    units = populations(tasks, population_size) if population_size else [[task] for task in tasks]
+    pending: dict[Any, tuple[list[RunTask], int]] = {}
 
-    def submit(task: RunTask, attempt: int) -> None:
-        gpus = 1 if task.config.run.device.startswith("cuda") else 0
-        ref = remote.options(num_cpus=1, num_gpus=gpus, max_retries=0).remote(task, task.key == doomed and attempt == 1)
-        pending[ref] = (task, attempt)
+    def submit(unit: list[RunTask], attempt: int) -> None:
+        gpus = 1 if unit[0].config.run.device.startswith("cuda") else 0
+        fault = attempt == 1 and any(task.key == doomed for task in unit)
+        ref = remote.options(num_cpus=1, num_gpus=gpus, max_retries=0).remote(unit, population_size is not None, fault)
+        pending[ref] = (unit, attempt)
 
     try:
-        for task in tasks:
-            submit(task, 1)
+        for unit in units:
+            submit(unit, 1)
         while pending:
             (ref,), _ = ray.wait(list(pending), num_returns=1)
-            task, attempt = pending.pop(ref)
+            unit, attempt = pending.pop(ref)
             try:
-                outcome, files = ray.get(ref)
+                landed = [_land(task, outcome, files, attempt) for task, (outcome, files) in zip(unit, ray.get(ref))]
             except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.OutOfMemoryError,
                     ray.exceptions.ObjectLostError, ray.exceptions.LocalRayletDiedError) as error:  # fmt: skip
                 reason = f"{type(error).__name__}: {str(error).splitlines()[0]}"
                 if attempt <= retries:
-                    on_event(("retry", task.key, f"attempt {attempt} lost ({reason}); resubmitted"))
-                    submit(task, attempt + 1)
+                    on_event(("retry", population_key(unit), f"attempt {attempt} lost ({reason}); resubmitted"))
+                    submit(unit, attempt + 1)
                     continue
-                outcome = {"status": "failed", "error": f"lost its worker {attempt} times; last: {reason}"}
-                write_failure(task.run_dir, outcome["error"])
+                landed = [_failed(task, f"lost its worker {attempt} times; last: {reason}") for task in unit]
             except ray.exceptions.RayError as error:
-                outcome = {"status": "failed", "error": f"{type(error).__name__}: {str(error).splitlines()[0]}"}
-                write_failure(task.run_dir, outcome["error"])
-            else:
-                outcome = _land(task, outcome, files, attempt)
-            on_event(("done", task.key, outcome))
+                landed = [_failed(task, f"{type(error).__name__}: {str(error).splitlines()[0]}") for task in unit]
+            for task, outcome in zip(unit, landed):
+                on_event(("done", task.key, outcome))
     except KeyboardInterrupt:
         for ref in pending:
             ray.cancel(ref, force=True)
         raise
+
+
+def _failed(task: RunTask, error: str) -> dict[str, Any]:
+    write_failure(task.run_dir, error)
+    return {"status": "failed", "error": error}
 
 
 def _land(task: RunTask, outcome: dict[str, Any], files: dict[str, bytes], attempt: int) -> dict[str, Any]:

@@ -38,8 +38,8 @@ def compare(
     backend "local": `workers` processes, one run each at a time. "population":
     each variant's seeds train together in populations of up to
     `population_size` members (all of them if None), on `workers` torch threads.
-    "ray": one Ray task per run, on the cluster at `address` or on a local Ray
-    instance of `workers` CPUs.
+    "ray": one Ray task per run (or per population of up to `population_size`
+    seeds), on the cluster at `address` or on a local Ray instance of `workers` CPUs.
     """
     if backend not in BACKENDS:
         raise DqnlabError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
@@ -65,7 +65,8 @@ def _compare(experiment, out, workers, overwrite, quiet, backend, population_siz
         chunks = populations(work.tasks, population_size)
         how = f"as {len(chunks)} population(s) of up to {max((len(c) for c in chunks), default=0)} seeds on {workers} thread(s)"
     elif backend == "ray":
-        how = f"as Ray tasks on {'the cluster at ' + address if address else f'a local Ray instance of {workers} CPU(s)'}"
+        unit = f"populations of up to {population_size} seeds" if population_size else "one run each"
+        how = f"as Ray tasks ({unit}) on {'the cluster at ' + address if address else f'a local Ray instance of {workers} CPU(s)'}"
     else:
         how = f"on {min(workers, max(len(work.tasks), 1))} worker(s)"
     echo(
@@ -80,7 +81,7 @@ def _compare(experiment, out, workers, overwrite, quiet, backend, population_siz
             if backend == "population":
                 run_populations(work.tasks, display.event, population_size, workers)
             elif backend == "ray":
-                run_ray(work.tasks, display.event)
+                run_ray(work.tasks, display.event, population_size)
             else:
                 run_local(work.tasks, workers, display.event)
         except KeyboardInterrupt:
