@@ -72,9 +72,10 @@ def plot_heatmaps(probe: ProbeSet, units: list[UnitStats], hidden: list[np.ndarr
     extent = (probe.grid_theta_dot[0], probe.grid_theta_dot[-1], np.degrees(probe.grid_theta[0]), np.degrees(probe.grid_theta[-1]))
     for ax, unit in zip(axes, units):
         values = hidden[unit.layer][grid, unit.unit].reshape(GRID, GRID)  # (theta, theta_dot)
-        image = ax.imshow(values, origin="lower", aspect="auto", extent=extent, cmap="magma")
-        figure.colorbar(image, ax=ax, label="activation")
-        ax.set_title(unit.key, fontsize=10)
+        top = float(values.max())
+        image = ax.imshow(values, origin="lower", aspect="auto", extent=extent, cmap="magma", vmin=0.0, vmax=top if top > 0 else 1.0)
+        figure.colorbar(image, ax=ax, label="activation")  # ReLU: 0 (black) is silence
+        ax.set_title(unit.key if top > 0 else f"{unit.key} (silent everywhere on this grid)", fontsize=10)
         ax.set_xlabel("pole angular velocity θ' (rad/s)")
         ax.set_ylabel("pole angle θ (degrees)")
     for ax in axes[len(units):]:
