@@ -35,17 +35,12 @@ LOSS_FUNCTIONS = {"mse": F.mse_loss, "huber": F.smooth_l1_loss}
 def td_loss(network: QNetwork, batch: Batch, gamma: float, td_gradient: str, loss: str) -> torch.Tensor:
     """The TD loss of `network` on `batch`; see the module docstring."""
     q = network(batch.obs)  # (B, A)
+    q_taken = q.gather(1, batch.action.unsqueeze(1)).squeeze(1)  # (B,)
     with torch.set_grad_enabled(td_gradient == "full" and torch.is_grad_enabled()):
         next_q = network(batch.next_obs)  # (B, A)
-    return LOSS_FUNCTIONS[loss](*td_pairs(q, next_q, batch, gamma))  # ()
-
-
-def td_pairs(q: torch.Tensor, next_q: torch.Tensor, batch: Batch, gamma: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Q(s, a) and the TD target, over any leading dimensions: q, next_q (..., B, A) -> (..., B) each."""
-    q_taken = q.gather(-1, batch.action.unsqueeze(-1)).squeeze(-1)  # (..., B)
-    next_value = next_q.max(dim=-1).values  # (..., B)
-    target = batch.reward + gamma * (~batch.terminated) * next_value  # (..., B)
-    return q_taken, target
+    next_value = next_q.max(dim=1).values  # (B,)
+    target = batch.reward + gamma * (~batch.terminated) * next_value  # (B,)
+    return LOSS_FUNCTIONS[loss](q_taken, target)  # ()
 
 
 def make_optimizer(network: QNetwork, lr: float) -> torch.optim.Adam:
