@@ -20,7 +20,7 @@ from dqnlab.display import LiveDisplay
 from dqnlab.envs import make_env, time_limit_note
 from dqnlab.errors import DqnlabError
 from dqnlab.play import play
-from dqnlab.probe.commands import handset_command, probe_command
+from dqnlab.probe.commands import HANDSET_STATUS, handset_command, probe_command
 from dqnlab.rundir import load_run_network, prepare_run_dir, require_tensorboard, run_status, train_into
 from dqnlab.runtime import resolve_device
 from dqnlab.training import EpisodeRecord, TrainResult
@@ -182,7 +182,7 @@ def play_command(run_dir, episodes, seed, max_steps, gif, gif_frames, device):
     """Play a trained run greedily (no exploration, no learning) and print the scores."""
     config, network = load_run_network(run_dir, resolve_device(device))
     status = run_status(run_dir)
-    if status not in ("complete", "handset"):
+    if status not in ("complete", HANDSET_STATUS):
         click.echo(f"note: {run_dir} is {status}; playing its last saved weights", err=True)
     results = play(network, config.env, episodes=episodes, seed=seed, max_steps=max_steps, gif_path=gif, gif_max_frames=gif_frames)
     for index, ep in enumerate(results):

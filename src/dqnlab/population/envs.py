@@ -38,7 +38,6 @@ class Step(NamedTuple):
 
 class MemberEnvs(Protocol):
     spec: EnvSpec
-    vectorized: bool  # True: the environment itself runs as tensors
 
     def reset(self, members: np.ndarray) -> torch.Tensor:
         """Start a new episode for each member where `members` (N,) is True; all members' obs (N, obs_dim)."""
@@ -61,8 +60,6 @@ def make_member_envs(config: EnvConfig, seeds: list[int], device: torch.device) 
 
 class TensorCartPole:
     """N CartPoles as one (N, 4) float64 state tensor."""
-
-    vectorized = True
 
     def __init__(self, config: EnvConfig, spec: EnvSpec, seeds: list[int], device: torch.device) -> None:
         self.spec, self.device = spec, device
@@ -95,8 +92,6 @@ class TensorCartPole:
 
 class GymVectorEnvs:
     """Gymnasium's SyncVectorEnv of `make_env` environments, reset by hand with each member's seeds."""
-
-    vectorized = False
 
     def __init__(self, config: EnvConfig, spec: EnvSpec, seeds: list[int], device: torch.device) -> None:
         self.spec, self.device = spec, device

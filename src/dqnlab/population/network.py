@@ -32,9 +32,6 @@ class StackedQNetwork(nn.Module):
             for i in range(len(first.layers))
         )
 
-    def __len__(self) -> int:
-        return self.weights[0].shape[0]
-
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         x, last = obs, len(self.weights) - 1
         for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):
