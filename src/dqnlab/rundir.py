@@ -38,6 +38,7 @@ from dqnlab.training import EpisodeRecord, EvaluationRecord, TrainResult, train
 CONFIG, EPISODES, WEIGHTS, RESULT, REPLAY = "config.json", "episodes.csv", "weights.pt", "result.json", "replay.npz"
 EVALUATIONS = "evaluations.csv"
 CHECKPOINTS, TENSORBOARD = "checkpoints", "tensorboard"
+CHECKPOINT_FILE = "samples-{:09d}.pt"  # the samples trained when it was saved
 EPISODE_COLUMNS = [f.name for f in fields(EpisodeRecord)]
 EVALUATION_COLUMNS = [f.name for f in fields(EvaluationRecord)]
 
@@ -57,9 +58,10 @@ def prepare_run_dir(path: str | Path, overwrite: bool = False) -> Path:
     return path
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write through a temporary file and a rename: a reader never sees half a file."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -93,12 +95,12 @@ class RunWriter:
         self._rows: list[str] = []
         self._evaluations: list[EvaluationRecord] = []
         self._flush_seconds, self._flushed_at = flush_seconds, time.monotonic()
-        _atomic_write_text(path / CONFIG, config_to_json(config))
+        atomic_write_text(path / CONFIG, config_to_json(config))
         self._write_episodes()
         self._tb = _tensorboard_writer(path / TENSORBOARD) if tensorboard else None
 
     def _write_episodes(self) -> None:
-        _atomic_write_text(self.path / EPISODES, _csv_text(EPISODE_COLUMNS, []) + "".join(self._rows))
+        atomic_write_text(self.path / EPISODES, _csv_text(EPISODE_COLUMNS, []) + "".join(self._rows))
         self._flushed_at = time.monotonic()
 
     def episode(self, record: EpisodeRecord) -> None:
@@ -113,11 +115,11 @@ class RunWriter:
 
     def evaluation(self, record: EvaluationRecord) -> None:
         self._evaluations.append(record)
-        _atomic_write_text(self.path / EVALUATIONS, _csv_text(EVALUATION_COLUMNS, self._evaluations))
+        atomic_write_text(self.path / EVALUATIONS, _csv_text(EVALUATION_COLUMNS, self._evaluations))
 
     def checkpoint(self, samples: int, network: QNetwork) -> None:
         (self.path / CHECKPOINTS).mkdir(exist_ok=True)
-        save_weights(network, self.path / CHECKPOINTS / f"samples-{samples:09d}.pt")
+        save_weights(network, self.path / CHECKPOINTS / CHECKPOINT_FILE.format(samples))
 
     def finish(self, result: TrainResult, save_replay: bool = False) -> dict[str, Any]:
         """Write episodes, weights (and replay memory), then result.json last."""
@@ -126,7 +128,7 @@ class RunWriter:
         if save_replay:
             result.buffer.save(self.path / REPLAY)
         summary = summarize(result)
-        _atomic_write_text(self.path / RESULT, json.dumps(summary, indent=2) + "\n")
+        atomic_write_text(self.path / RESULT, json.dumps(summary, indent=2) + "\n")
         return summary
 
     def close(self) -> None:
@@ -179,7 +181,7 @@ def write_failure(run_dir: Path, error: BaseException | str) -> None:
     """Mark a run that crashed: result.json with status "failed" and the error's one-line text."""
     text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(run_dir / RESULT, json.dumps({"status": "failed", "error": text.splitlines()[0] if text else ""}, indent=2) + "\n")
+    atomic_write_text(run_dir / RESULT, json.dumps({"status": "failed", "error": text.splitlines()[0] if text else ""}, indent=2) + "\n")
 
 
 def _tensorboard_writer(path: Path):
@@ -222,6 +224,16 @@ def run_status(run_dir: str | Path) -> str:
     except (OSError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
         return "incomplete"
     return str(status or "incomplete")
+
+
+def checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """(samples, path) of every checkpoint a run saved, oldest first."""
+    found = []
+    for path in (Path(run_dir) / CHECKPOINTS).glob("samples-*.pt"):
+        digits = path.name.removeprefix("samples-").removesuffix(".pt")
+        if digits.isdigit():
+            found.append((int(digits), path))
+    return sorted(found)
 
 
 def load_config(run_dir: str | Path) -> Config:

@@ -18,12 +18,15 @@ from pathlib import Path
 from dqnlab.analysis.runs import Run
 from dqnlab.probe.probeset import ProbeSet, build_probe_set
 from dqnlab.probe.report import PROBE, PROBE_SET
-from dqnlab.probe.stability import checkpoints, stability
-from dqnlab.rundir import load_run_network
+from dqnlab.probe.stability import stability
+from dqnlab.rundir import checkpoints, load_run_network
 
 
 def repurposing(out: str | Path, runs: list[Run], run_dirs: dict[tuple[str, int], Path]) -> dict[tuple[str, int], float]:
-    """Repurposing events per finished run with checkpoints: {(variant, seed): count}; empty if none has two."""
+    """Repurposing events per finished run with checkpoints: {(variant, seed): count}; empty if no run has any.
+
+    A run's final weights count as its last checkpoint, so one saved checkpoint already gives an interval.
+    """
     usable = [run for run in runs if run.usable and len(checkpoints(run_dirs[(run.variant, run.seed)])) >= 1]
     if not usable:
         return {}

@@ -12,6 +12,7 @@ from dqnlab.analysis.render import render_html, render_markdown
 from dqnlab.analysis.runs import load_experiment
 from dqnlab.analysis.summary import summarize
 from dqnlab.experiments.runner import run_dir_for
+from dqnlab.rundir import atomic_write_text
 
 SUMMARY_JSON = "summary.json"
 SUMMARY_MD = "summary.md"
@@ -29,14 +30,8 @@ def build_report(out: str | Path) -> dict[str, Any]:
     experiment, runs = load_experiment(out)
     run_dirs = {(run.variant, run.seed): run_dir_for(out, run.variant, run.seed) for run in runs}
     summary = summarize(experiment, runs, repurposing(out, runs, run_dirs))
-    _write_atomic(out / SUMMARY_JSON, json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(out / SUMMARY_JSON, json.dumps(summary, indent=2) + "\n")
     plots = write_plots(out, summary, runs)
-    _write_atomic(out / SUMMARY_MD, render_markdown(summary, plots=[path.name for path in plots]))
-    _write_atomic(out / REPORT_HTML, render_html(summary, {path.name: path.read_bytes() for path in plots}))
+    atomic_write_text(out / SUMMARY_MD, render_markdown(summary, plots=[path.name for path in plots]))
+    atomic_write_text(out / REPORT_HTML, render_html(summary, {path.name: path.read_bytes() for path in plots}))
     return summary
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)

@@ -61,7 +61,7 @@ def summarize(experiment: Experiment, runs: list[Run], repurposed: dict[tuple[st
         "backends": {name: _backend(run for run in usable if run.variant == name) for name in names},
     }
     summary["conclusion"] = conclusion(summary)
-    return _json_ready(summary)
+    return json_ready(summary)
 
 
 def _backend(runs) -> str:
@@ -332,14 +332,14 @@ def _sentence(summary: dict[str, Any], row: dict[str, Any]) -> str:
     return f"{AXIS_WORDS[key]}: {verdict} ({label}: {numbers}; {odds})."
 
 
-def _json_ready(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
     """NumPy to Python, NaN and infinity to None (JSON has neither)."""
     if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
+        return {str(k): json_ready(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
+        return [json_ready(v) for v in value]
     if isinstance(value, np.ndarray):
-        return [_json_ready(v) for v in value.tolist()]
+        return [json_ready(v) for v in value.tolist()]
     if isinstance(value, (np.floating, float)):
         return float(value) if math.isfinite(value) else None
     if isinstance(value, np.integer):

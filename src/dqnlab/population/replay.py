@@ -19,11 +19,11 @@ class PopulationReplay:
 
     def __init__(self, members: int, capacity: int, obs_dim: int, device: torch.device) -> None:
         self.members, self.capacity, self.obs_dim = members, capacity, obs_dim
-        shapes = {"obs": (obs_dim,), "action": (), "reward": (), "next_obs": (obs_dim,), "terminated": (), "truncated": ()}
-        dtypes = {"obs": torch.float32, "action": torch.int64, "reward": torch.float32, "next_obs": torch.float32,
-                  "terminated": torch.bool, "truncated": torch.bool}  # fmt: skip
+        layout = ReplayBuffer(1, obs_dim)  # the single-run ring defines each field's shape and dtype
         for name in FIELDS:
-            setattr(self, name, torch.zeros((members, capacity, *shapes[name]), dtype=dtypes[name], device=device))  # (N, C, ...)
+            row = torch.from_numpy(getattr(layout, name))  # (1, ...)
+            setattr(self, name, torch.zeros((members, capacity, *row.shape[1:]), dtype=row.dtype, device=device))  # (N, C, ...)
+        self.bytes_per_transition = layout.bytes_per_transition  # per member, as the single-run ring
         self.offsets = torch.arange(members, device=device).unsqueeze(1) * capacity  # (N, 1): member k's first row
         self.cursor = self.size = self.added = 0
 
@@ -54,11 +54,6 @@ class PopulationReplay:
         flat = (index + self.offsets).view(-1)  # (N*B,) rows of the (N*C, ...) flattened fields
         fields = (getattr(self, name) for name in FIELDS)  # each (N, C, ...)
         return Batch(*(f.flatten(0, 1).index_select(0, flat).view(*index.shape, *f.shape[2:]) for f in fields))  # each (N, B, ...)
-
-    @property
-    def bytes_per_transition(self) -> int:
-        """Bytes one member's transition takes (4-float CartPole state: 46, as the single-run ring)."""
-        return sum(getattr(self, name)[0, 0].element_size() * getattr(self, name)[0, 0].numel() for name in FIELDS)
 
     def member(self, k: int) -> ReplayBuffer:
         """Member k's ring as an ordinary (NumPy) ReplayBuffer, cursor and all."""

@@ -65,15 +65,15 @@ def handset_command(out, overwrite):
 def write_handset_run(out: Path, overwrite: bool = False) -> Path:
     """config.json, weights.pt, neurons.json and result.json for the hand-set network."""
     from dqnlab.handset import NEURONS, handset_network
-    from dqnlab.rundir import CONFIG, RESULT, WEIGHTS, prepare_run_dir, save_weights
+    from dqnlab.rundir import CONFIG, RESULT, WEIGHTS, atomic_write_text, prepare_run_dir, save_weights
     from dqnlab.config import config_to_json
 
     prepare_run_dir(out, overwrite)
     config = resolve("tutorial", "replay", overrides=[f"network.hidden=[{len(NEURONS)}]"])
-    (out / CONFIG).write_text(config_to_json(config))
+    atomic_write_text(out / CONFIG, config_to_json(config))
     save_weights(handset_network(), out / WEIGHTS)
-    (out / "neurons.json").write_text(json.dumps([asdict(n) for n in NEURONS], indent=2) + "\n")
+    atomic_write_text(out / "neurons.json", json.dumps([asdict(n) for n in NEURONS], indent=2) + "\n")
     result = {"status": HANDSET_STATUS, "samples": 0, "learn_steps": 0, "neurons": len(NEURONS),
               "note": "weights set by hand (dqnlab.handset), not trained"}  # fmt: skip
-    (out / RESULT).write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_text(out / RESULT, json.dumps(result, indent=2) + "\n")
     return out

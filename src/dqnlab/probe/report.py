@@ -20,12 +20,13 @@ import numpy as np
 from dqnlab.analysis.formatting import fmt
 from dqnlab.analysis.plots import save_figures
 from dqnlab.analysis.render import Bullets, Figure, Heading, Paragraph, Table, blocks_html, blocks_markdown
+from dqnlab.analysis.summary import json_ready
 from dqnlab.errors import DqnlabError
 from dqnlab.probe import pictures
 from dqnlab.probe.probeset import SOURCES, ProbeSet, activations, build_probe_set
 from dqnlab.probe.stability import THRESHOLD, Stability, stability
 from dqnlab.probe.units import CARTPOLE_VARIABLES, describe, most_selective, strongest, unit_stats
-from dqnlab.rundir import RESULT, load_run_network
+from dqnlab.rundir import RESULT, atomic_write_text, load_run_network
 
 PROBE, PROBE_SET, PROBE_JSON, PROBE_MD, PROBE_HTML = "probe", "probe_set.npz", "probe.json", "probe.md", "probe.html"
 CAPTIONS = {
@@ -61,10 +62,10 @@ def probe_run(run_dir: str | Path, out: str | Path | None = None, probe_set: str
     }
     images = [path.name for path in save_figures(out, figures)]
     report = _json(run_dir, probe, probe_set, layers, descriptions, strongest(layers), selective, change)
-    _write(out / PROBE_JSON, json.dumps(report, indent=2) + "\n")
+    atomic_write_text(out / PROBE_JSON, json.dumps(report, indent=2) + "\n")
     blocks = _document(report)
-    _write(out / PROBE_MD, blocks_markdown(blocks, images, folder="."))
-    _write(out / PROBE_HTML, blocks_html(blocks, {name: (out / name).read_bytes() for name in images}))
+    atomic_write_text(out / PROBE_MD, blocks_markdown(blocks, images, folder="."))
+    atomic_write_text(out / PROBE_HTML, blocks_html(blocks, {name: (out / name).read_bytes() for name in images}))
     return report
 
 
@@ -80,7 +81,7 @@ def _json(run_dir, probe: ProbeSet, source, layers, descriptions, strong, select
         top_states = probe.states[list(u.top[:5])].tolist()  # the five states that drive it hardest
         return {**asdict(u), "key": u.key, "dead": u.dead, "description": descriptions[u.key], "top_states": top_states}
 
-    return _clean({
+    return json_ready({
         "run_dir": str(run_dir),
         "env_id": probe.env_id,
         "probe_set": {"states": len(probe), "seed": probe.seed, "from": str(source) if source else "built from this run",
@@ -95,19 +96,6 @@ def _json(run_dir, probe: ProbeSet, source, layers, descriptions, strong, select
             "correlations": [c.tolist() for c in change.correlations],
         },
     })  # fmt: skip
-
-
-def _clean(value: Any) -> Any:
-    """NumPy to Python and NaN to None, for JSON."""
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if np.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 def _document(report: dict[str, Any]) -> list:
@@ -171,9 +159,3 @@ def _stability_blocks(change: dict[str, Any] | None) -> list:
 def _median(values) -> float | None:
     finite = [v for v in values if v is not None]
     return float(np.median(finite)) if finite else None
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)

@@ -11,17 +11,15 @@ silent at either checkpoint has no pattern to compare and is counted apart.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from dqnlab.probe.probeset import ProbeSet, activations
-from dqnlab.rundir import CHECKPOINTS, WEIGHTS, load_network
+from dqnlab.rundir import WEIGHTS, checkpoints, load_network
 
 THRESHOLD = 0.5
-CHECKPOINT_NAME = re.compile(r"samples-(\d+)\.pt$")
 
 
 @dataclass(frozen=True)
@@ -44,13 +42,6 @@ class Stability:
     @property
     def total(self) -> int:
         return int(self.repurposed.sum())
-
-
-def checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
-    """(samples, path) of every checkpoint, oldest first."""
-    folder = Path(run_dir) / CHECKPOINTS
-    found = [(int(m.group(1)), p) for p in folder.glob("samples-*.pt") if (m := CHECKPOINT_NAME.search(p.name))]
-    return sorted(found)
 
 
 def stability(run_dir: str | Path, probe: ProbeSet, obs_dim: int, n_actions: int, samples_total: int | None = None,
