@@ -57,10 +57,10 @@ def measure(kind: str, network: str, n: int, threads: int, skip: int) -> float:
 
     torch.set_num_threads(threads)
     if kind == "population":
-        from dqnlab.population.training import train_population
+        from dqnlab.engine.training import train_population
 
         return steady_rate(lambda progress: train_population(configs(network, n), on_progress=progress, progress_every=10), skip, n)
-    from dqnlab.training import train
+    from dqnlab.engine.training import train
 
     return steady_rate(lambda progress: train(configs(network, 1)[0], on_progress=progress, progress_every=10), skip, 1)
 

@@ -33,7 +33,7 @@ def measure(code: str, agent: str, samples: int, threads: int) -> float:
     torch.set_num_threads(threads)
     if code == "dqnlab":
         from dqnlab.config import resolve
-        from dqnlab.training import train
+        from dqnlab.engine.training import train
 
         config = resolve("tutorial", agent, overrides=[f"run.samples={samples}"])
         start = time.perf_counter()
@@ -42,7 +42,7 @@ def measure(code: str, agent: str, samples: int, threads: int) -> float:
     import gymnasium as gym
 
     sys.path.insert(0, str(ROOT))
-    from dqnlab.networks import build_network
+    from dqnlab.engine.network import build_network
     from tests import tutorial_reference as tutorial
 
     env = gym.make("CartPole-v1").unwrapped

@@ -72,9 +72,9 @@ def test_checkpoints_replay_and_tensorboard_options(tmp_path):
         "samples-000000100.pt", "samples-000000200.pt", "samples-000000300.pt",
     ]  # fmt: skip
     assert any((out / "tensorboard").iterdir())
-    from dqnlab.replay import ReplayBuffer
+    from dqnlab.engine.replay import Ring
 
-    assert len(ReplayBuffer.load(out / "replay.npz")) == 300
+    assert len(Ring.load(out / "replay.npz")) == 300
 
 
 def test_same_command_same_episodes(tmp_path):
@@ -244,7 +244,7 @@ def test_ctrl_c_keeps_the_finished_episodes(tmp_path, monkeypatch):
 def test_episodes_csv_on_disk_is_always_whole(tmp_path):
     from dqnlab.config import Config
     from dqnlab.rundir import RunWriter
-    from dqnlab.training import EpisodeRecord
+    from dqnlab.engine.records import EpisodeRecord
 
     writer = RunWriter(tmp_path, Config(), flush_seconds=3600)
     for i in range(5):

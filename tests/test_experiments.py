@@ -12,13 +12,13 @@ from click.testing import CliRunner
 
 from dqnlab import seeding
 from dqnlab.cli import cli
-from dqnlab.envs import make_env
+from dqnlab.engine.envs import make_env
 from dqnlab.errors import DqnlabError
 from dqnlab.experiments.compare import compare
 from dqnlab.experiments.local import FAULT_VARIABLE
 from dqnlab.experiments.runner import plan, prepare_results_dir, run_dir_for
 from dqnlab.experiments.spec import build_experiment, parse_variant_option
-from dqnlab.training import initial_network
+from dqnlab.engine.training import initial_network
 
 TINY = {"network": {"hidden": [8]}}
 
@@ -79,9 +79,9 @@ def test_seed_k_pairs_weights_and_starts_across_variants():
     experiment = tiny_experiment(variants={"naive": {"agent": "naive"}, "replay": {}, "wide": {"network": {"hidden": [16]}}})
     configs = {v.name: experiment.config(v, 1) for v in experiment.variants}
     _, spec = make_env(configs["naive"].env)
-    naive, replay = (initial_network(configs[name], spec, torch.device("cpu")) for name in ("naive", "replay"))
+    naive, replay = (initial_network(configs[name], spec) for name in ("naive", "replay"))
     assert all(torch.equal(a, b) for a, b in zip(naive.parameters(), replay.parameters()))
-    other_seed = initial_network(experiment.config(experiment.variants[0], 0), spec, torch.device("cpu"))
+    other_seed = initial_network(experiment.config(experiment.variants[0], 0), spec)
     assert not torch.equal(naive.layers[0].weight, other_seed.layers[0].weight)
     starts = [seeding.ResetSeeds(config.run.seed) for config in configs.values()]
     assert len({tuple(s.next() for _ in range(10)) for s in starts}) == 1

@@ -17,10 +17,10 @@ import torch
 
 from dqnlab import seeding
 from dqnlab.config import EnvConfig
-from dqnlab.envs import make_env
+from dqnlab.engine.envs import make_env
 from dqnlab.handset import NEURONS, control_signal, handset_network
-from dqnlab.learner import greedy_action
-from dqnlab.networks import QNetwork
+from dqnlab.engine.learner import greedy_action
+from dqnlab.engine.network import QNetwork
 from dqnlab.play import play
 
 EPISODES, SEED = 100, 0

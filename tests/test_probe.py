@@ -14,7 +14,7 @@ from dqnlab.cli import cli
 from dqnlab.config import EnvConfig
 from dqnlab.errors import DqnlabError
 from dqnlab.handset import handset_network
-from dqnlab.networks import QNetwork, build_network
+from dqnlab.engine.network import QNetwork, build_network
 from dqnlab.probe.commands import write_handset_run
 from dqnlab.probe.probeset import GRID, ProbeSet, activations, build_probe_set
 from dqnlab.probe.report import probe_run

@@ -1,3 +1,5 @@
+"""Random streams: one seed repeats, seeds and streams differ, and a member's draws are its own."""
+
 from __future__ import annotations
 
 import torch
@@ -30,3 +32,17 @@ def test_reset_seeds_are_a_reproducible_sequence():
     assert len(set(a)) == 20
     assert a != [seeding.ResetSeeds(6).next() for _ in range(20)]
     assert a != [seeding.ResetSeeds(5, "evaluate").next() for _ in range(20)]
+
+
+def test_a_members_draws_depend_on_its_seed_alone():
+    def rows(seeds, k, count):
+        draws = seeding.MemberDraws(seeds, "replay", 64)
+        return torch.stack([draws.next()[k] for _ in range(count)])  # spans several refills of 64 rows
+
+    alone = rows([7], 0, 200)
+    assert alone.shape == (200, 64) and torch.equal(alone, rows([1, 2, 7], 2, 200))
+    assert not torch.equal(alone, rows([1, 2, 7], 1, 200))
+    assert not torch.equal(alone, torch.stack([seeding.MemberDraws([7], "explore", 64).next()[0] for _ in range(200)]))
+    assert int(alone.min()) >= 0 and int(alone.max()) < seeding.HIGH
+    # uniform over [0, 2**62): the top bit of a 62-bit draw is set about half the time
+    assert abs(float((alone >= seeding.HIGH // 2).double().mean()) - 0.5) < 0.02

@@ -17,13 +17,13 @@ import torch
 from dqnlab import __version__
 from dqnlab.config import PRESETS, Config, config_to_json, resolve
 from dqnlab.display import LiveDisplay
-from dqnlab.envs import make_env, time_limit_note
+from dqnlab.engine.envs import make_env, time_limit_note
+from dqnlab.engine.records import EpisodeRecord, TrainResult
 from dqnlab.errors import DqnlabError
 from dqnlab.play import play
 from dqnlab.probe.commands import HANDSET_STATUS, handset_command, probe_command
 from dqnlab.rundir import load_run_network, prepare_run_dir, require_tensorboard, run_status, train_into
 from dqnlab.runtime import resolve_device
-from dqnlab.training import EpisodeRecord, TrainResult
 
 HELP_SET = "Override one key, value as a TOML literal: --set learner.lr=1e-4 --set network.hidden='[64, 64]'. Repeatable."
 

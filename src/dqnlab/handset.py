@@ -81,7 +81,7 @@ from dataclasses import dataclass
 
 import torch
 
-from dqnlab.networks import QNetwork
+from dqnlab.engine.network import QNetwork
 
 OBS_NAMES = ("x", "x_dot", "theta", "theta_dot")  # CartPole-v1's observation, in order
 ACTIONS = ("left", "right")  # action 0 pushes the cart left, 1 pushes it right

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from dqnlab import seeding
 from dqnlab.config import EnvConfig
-from dqnlab.envs import make_env
+from dqnlab.engine.envs import make_env
+from dqnlab.engine.learner import greedy_action
+from dqnlab.engine.network import QNetwork
 from dqnlab.errors import DqnlabError
-from dqnlab.learner import greedy_action
-from dqnlab.networks import QNetwork
-
 
 
 @dataclass(frozen=True)

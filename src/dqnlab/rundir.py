@@ -30,10 +30,12 @@ import torch
 
 from dqnlab import __version__
 from dqnlab.config import Config, config_from_dict, config_to_json
-from dqnlab.envs import make_env
+from dqnlab.engine.envs import make_env
+from dqnlab.engine.network import QNetwork
+from dqnlab.engine.records import EpisodeRecord, EvaluationRecord, TrainResult
+from dqnlab.engine.replay import bytes_per_transition
+from dqnlab.engine.training import train
 from dqnlab.errors import DqnlabError
-from dqnlab.networks import QNetwork
-from dqnlab.training import EpisodeRecord, EvaluationRecord, TrainResult, train
 
 CONFIG, EPISODES, WEIGHTS, RESULT, REPLAY = "config.json", "episodes.csv", "weights.pt", "result.json", "replay.npz"
 EVALUATIONS = "evaluations.csv"
@@ -121,13 +123,13 @@ class RunWriter:
         (self.path / CHECKPOINTS).mkdir(exist_ok=True)
         save_weights(network, self.path / CHECKPOINTS / CHECKPOINT_FILE.format(samples))
 
-    def finish(self, result: TrainResult, save_replay: bool = False) -> dict[str, Any]:
-        """Write episodes, weights (and replay memory), then result.json last."""
+    def finish(self, result: TrainResult, backend: str = "single") -> dict[str, Any]:
+        """Write episodes, weights (and the replay memory, if the result kept it), then result.json last."""
         self.close()
-        save_weights(result.learner.network, self.path / WEIGHTS)
-        if save_replay:
-            result.buffer.save(self.path / REPLAY)
-        summary = summarize(result)
+        save_weights(result.network, self.path / WEIGHTS)
+        if result.replay is not None:
+            result.replay.save(self.path / REPLAY)
+        summary = summarize(result, backend)
         atomic_write_text(self.path / RESULT, json.dumps(summary, indent=2) + "\n")
         return summary
 
@@ -169,12 +171,12 @@ def train_into(
     try:
         result = train(
             config, on_episode=episode, on_progress=on_progress,
-            on_checkpoint=writer.checkpoint, on_evaluation=writer.evaluation,
+            on_checkpoint=writer.checkpoint, on_evaluation=writer.evaluation, keep_replay=save_replay,
         )  # fmt: skip
     except BaseException:
         writer.close()
         raise
-    return result, writer.finish(result, save_replay)
+    return result, writer.finish(result)
 
 
 def write_failure(run_dir: Path, error: BaseException | str) -> None:
@@ -188,8 +190,8 @@ def _tensorboard_writer(path: Path):
     return require_tensorboard()(log_dir=str(path))
 
 
-def summarize(result: TrainResult) -> dict[str, Any]:
-    """The run's totals, as written to result.json."""
+def summarize(result: TrainResult, backend: str = "single") -> dict[str, Any]:
+    """The run's totals, as written to result.json; `backend`: "single" or "population" (what its clock means)."""
     episodes = result.episodes
     return {
         "status": result.status,
@@ -198,16 +200,17 @@ def summarize(result: TrainResult) -> dict[str, Any]:
         "episodes": len(episodes),
         "high_score": max((e.score for e in episodes), default=None),
         "unfinished_episode": {"score": result.unfinished_score, "length": result.unfinished_length},
-        "learn_steps": result.learner.learn_steps,
+        "learn_steps": result.learn_steps,
         "transitions_processed": result.transitions_processed,
         "wall_seconds": round(result.wall_seconds, 3),
         "env_id": result.spec.id,
         "obs_dim": result.spec.obs_dim,
         "n_actions": result.spec.n_actions,
-        "replay_capacity": result.buffer.capacity,
-        "replay_bytes_per_transition": result.buffer.bytes_per_transition,
-        "device": str(result.learner.device),
-        "backend": result.backend,
+        "replay_capacity": result.replay_capacity,
+        "replay_bytes_per_transition": bytes_per_transition(result.spec.obs_dim),
+        "device": result.device,
+        "threads": result.threads,
+        "backend": backend,
         "population": result.population,
         "torch_version": torch.__version__,
         "dqnlab_version": __version__,

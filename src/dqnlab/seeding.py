@@ -15,6 +15,12 @@ nothing else:
 
 Streams are `SeedSequence(seed, spawn_key=(stream,))`, NumPy's recommended way
 to derive independent streams from one seed.
+
+The engine trains N >= 1 members at once and needs each step's draws as one
+(N, ...) tensor: `MemberDraws` draws them from each member's own stream, in
+blocks whose size never depends on N. So seed k consumes exactly the same
+numbers, in the same order, alone (a single run) or beside any companions
+(a population), on every backend.
 """
 
 from __future__ import annotations
@@ -38,6 +44,33 @@ def torch_generator(seed: int, stream: str, device: str | torch.device = "cpu") 
     generator = torch.Generator(device=device)
     generator.manual_seed(int(state) >> 1)  # manual_seed takes values below 2**63
     return generator
+
+
+HIGH = 2**62  # MemberDraws' raw draws are uniform in [0, HIGH)
+
+
+class MemberDraws:
+    """Each member's raw random numbers from its own seed's stream, drawn in blocks.
+
+    `next()` gives (N, width) int64 uniform in [0, 2**62): row k comes from
+    `numpy_generator(seeds[k], stream)` alone, so a member's draws do not
+    depend on the population it is in.
+    """
+
+    def __init__(self, seeds: list[int], stream: str, width: int, device: str | torch.device = "cpu") -> None:
+        self.rngs = [numpy_generator(seed, stream) for seed in seeds]
+        self.width, self.device = width, device
+        self.block = max(16, 4096 // width)  # draws per refill; never a function of N
+        self._drawn: torch.Tensor | None = None
+        self._next = 0
+
+    def next(self) -> torch.Tensor:
+        if self._drawn is None or self._next == self.block:
+            per_member = [rng.integers(0, HIGH, size=(self.block, self.width)) for rng in self.rngs]  # N x (T, W)
+            self._drawn = torch.as_tensor(np.stack(per_member, axis=1), device=self.device)  # (T, N, W)
+            self._next = 0
+        self._next += 1
+        return self._drawn[self._next - 1]  # (N, W)
 
 
 class ResetSeeds:

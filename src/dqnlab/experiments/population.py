@@ -1,9 +1,9 @@
 """The population backend: each variant's seeds train together as populations.
 
 The tasks of one variant (the runs still to do) are cut into populations of
-at most `size` members; each population is one `train_population` call in
-this process, using all the torch threads it is given (or the GPU that
-`run.device` names). Members write ordinary run directories through
+at most `size` members; each population is one `train_population` call (the
+engine every backend uses, here with N > 1) in this process, using all the
+torch threads it is given (or the GPU that `run.device` names). Members write ordinary run directories through
 `RunWriter`, exactly as single runs do, so resume, `report` and everything
 downstream read them unchanged. A population that raises marks each of its
 members failed and the sweep goes on; Ctrl-C leaves each member's finished
@@ -20,7 +20,7 @@ import torch
 
 from dqnlab.experiments.local import Event
 from dqnlab.experiments.runner import RunTask, fresh_run_dir
-from dqnlab.population.training import train_population
+from dqnlab.engine.training import train_population
 from dqnlab.rundir import RunWriter, write_failure
 
 
@@ -84,5 +84,5 @@ def _run_one(members: list[RunTask], on_event: Callable[[Event], None], progress
             on_event(("done", task.key, {"status": "failed", "error": f"{type(error).__name__}: {error}"}))
     else:
         for task, writer, result in zip(members, writers, results):
-            on_event(("done", task.key, writer.finish(result)))
+            on_event(("done", task.key, writer.finish(result, backend="population")))
     on_event(("end", key))

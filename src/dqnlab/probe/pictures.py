@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 from dqnlab.analysis.plots import PALETTE, new_figure
 from dqnlab.config import EnvConfig
-from dqnlab.envs import make_env
+from dqnlab.engine.envs import make_env
 from dqnlab.probe.probeset import CARTPOLE_IDS, GRID, ProbeSet
 from dqnlab.probe.stability import Stability
 from dqnlab.probe.units import UnitStats

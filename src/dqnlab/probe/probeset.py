@@ -24,10 +24,10 @@ import torch
 
 from dqnlab import seeding
 from dqnlab.config import EnvConfig
-from dqnlab.envs import make_env
+from dqnlab.engine.envs import make_env
 from dqnlab.errors import DqnlabError
-from dqnlab.learner import greedy_action
-from dqnlab.networks import QNetwork
+from dqnlab.engine.learner import greedy_action
+from dqnlab.engine.network import QNetwork
 
 SOURCES = ("greedy", "epsilon", "grid")
 PLAYED = 4_000  # states per played part

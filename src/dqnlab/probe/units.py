@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dqnlab.networks import QNetwork
+from dqnlab.engine.network import QNetwork
 
 CARTPOLE_VARIABLES = ("cart position", "cart velocity", "pole angle", "pole angular velocity")
 # (when high, when low): CartPole's positive directions are to the right

@@ -1,4 +1,4 @@
-"""The population's environments: the tensor CartPole against Gymnasium's, and the vector fallback."""
+"""Environments: checking ids, the tensor CartPole against Gymnasium's, and the vector fallback."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import torch
 
 from dqnlab import seeding
 from dqnlab.config import EnvConfig
-from dqnlab.envs import make_env
-from dqnlab.population import cartpole
-from dqnlab.population.envs import GymVectorEnvs, TensorCartPole, make_member_envs
+from dqnlab.engine import cartpole
+from dqnlab.engine.envs import GymVectorEnvs, TensorCartPole, make_env, make_member_envs
+from dqnlab.errors import DqnlabError
 
 
 def test_reset_states_are_gymnasiums():
@@ -91,8 +91,16 @@ def test_other_environments_step_gymnasiums_vector_env():
     envs.close()
 
 
-def test_unusable_environments_are_refused_in_one_line():
-    from dqnlab.errors import DqnlabError
-
-    with pytest.raises(DqnlabError, match="Discrete"):
-        make_member_envs(EnvConfig(id="Pendulum-v1"), [0], torch.device("cpu"))
+@pytest.mark.parametrize(
+    "env_id, fragment",
+    [
+        ("Pendulum-v1", "Box action space; dqnlab needs a Discrete one"),
+        ("FrozenLake-v1", "Discrete observation space"),
+        ("NoSuchEnv-v0", "unknown environment 'NoSuchEnv-v0'"),
+    ],
+)
+def test_unsupported_environments_are_refused_in_one_line(env_id, fragment):
+    with pytest.raises(DqnlabError, match=fragment):
+        make_env(EnvConfig(id=env_id))
+    with pytest.raises(DqnlabError, match=fragment):
+        make_member_envs(EnvConfig(id=env_id), [0], torch.device("cpu"))

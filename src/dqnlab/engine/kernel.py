@@ -1,9 +1,9 @@
-"""The population's learn step, written out by hand: forward, TD head, backward, Adam.
+"""The TD update written out by hand: forward, TD head, backward, Adam.
 
-It computes exactly what autograd computes for the population's loss (the
-sum over live members of each member's mean TD loss, `td_gradient` full or
-semi, MSE or Huber) followed by Adam, but without autograd's bookkeeping,
-which at these sizes costs as much as the arithmetic (benchmarks/RESULTS.md):
+It computes what autograd computes for `learner.reference_step` (the sum over
+live members of each member's mean TD loss, `td_gradient` full or semi, MSE
+or Huber, then Adam), but without autograd's bookkeeping, which at these
+sizes costs as much as the arithmetic (benchmarks/RESULTS.md):
 
 - every activation and gradient lives in a buffer allocated once and written
   with `out=`; ReLU is applied in place and its output doubles as its mask
@@ -14,21 +14,23 @@ which at these sizes costs as much as the arithmetic (benchmarks/RESULTS.md):
 - the first layer's weight gradient is computed as x^T dh and copied
   transposed: MKL is several times slower on the other orientation when the
   observation is this narrow;
-- parameters, gradients and Adam's moments live in one flat buffer each, so
-  Adam is one fused kernel over one tensor. The network's Parameters are
-  views into that buffer (`StackedQNetwork` keeps working for acting).
+- gradients live in one flat buffer laid out like the network's flat
+  parameters, so Adam is one fused kernel over one tensor.
 
-tests/test_population.py checks it against N single-run learners (autograd,
-`dqnlab.learner`) on the same batches.
+The arithmetic is autograd's up to float summation order (one forward over
+both halves instead of two), so results agree with the reference within
+float rounding, not bit for bit: tests/test_learner.py states the tolerance.
 """
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 from dqnlab.config import LearnerConfig
-from dqnlab.population.network import StackedQNetwork
-from dqnlab.replay import Batch
+from dqnlab.engine.network import StackedQNetwork
+from dqnlab.engine.replay import Batch
 
 _threshold_backward = torch.ops.aten.threshold_backward.grad_input
 
@@ -36,25 +38,17 @@ _threshold_backward = torch.ops.aten.threshold_backward.grad_input
 class LearnStep:
     """One TD update of every member of a `StackedQNetwork` on batches of `batch_size`."""
 
-    def __init__(self, network: StackedQNetwork, config: LearnerConfig, batch_size: int) -> None:
+    def __init__(self, network: StackedQNetwork, config: LearnerConfig, batch_size: int,
+                 make_optimizer: Callable[[list[torch.Tensor], float], torch.optim.Optimizer]) -> None:  # fmt: skip
         self.full, self.loss, self.gamma, self.batch = config.td_gradient == "full", config.loss, config.gamma, batch_size
-        first = network.weights[0]
-        n, options = first.shape[0], {"dtype": first.dtype, "device": first.device}
-        tensors = [t for pair in zip(network.weights, network.biases) for t in pair]  # W0, b0, W1, b1, ...
-        self.params = torch.nn.Parameter(torch.cat([t.detach().reshape(-1) for t in tensors]))  # (P,) flat
-        self.params.grad = torch.zeros_like(self.params)  # (P,) written in place by `backward`
-        views, grads, offset = [], [], 0
-        for t in tensors:
-            views.append(self.params.data[offset : offset + t.numel()].view(t.shape))
-            grads.append(self.params.grad[offset : offset + t.numel()].view(t.shape))
-            offset += t.numel()
-        for parameter, view in zip(tensors, views):
-            parameter.data = view  # the network now reads (and acts with) the flat buffer
-        self.weights, self.biases = views[0::2], views[1::2]  # (N, out, in), (N, 1, out)
-        self.grad_weights, self.grad_biases = grads[0::2], grads[1::2]
-        self.optimizer = torch.optim.Adam([self.params], lr=config.lr, fused=True)  # elementwise: per-member Adam
+        params = network.params
+        params.grad = torch.zeros_like(params)  # (P,) written in place by `backward`
+        self.weights, self.biases = network.weights, network.biases  # (N, out, in), (N, 1, out) views of params
+        self.grad_weights, self.grad_biases = network.views(params.grad)
+        self.optimizer = make_optimizer([params], config.lr)  # elementwise: per-member Adam
 
-        widths = [first.shape[2], *(w.shape[1] for w in network.weights)]  # obs_dim, hidden..., n_actions
+        n, options = network.members, {"dtype": params.dtype, "device": params.device}
+        widths = network.widths  # obs_dim, hidden..., n_actions
         both, rows = 2 * batch_size, (2 * batch_size if self.full else batch_size)  # forward rows, backward rows
         self.rows = rows
         self.x = torch.empty(n, both, widths[0], **options)  # (N, 2B, obs_dim): [obs; next_obs]

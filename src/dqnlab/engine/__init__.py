@@ -1,0 +1,14 @@
+"""The engine: one training path for N >= 1 members, each with its own seed.
+
+A single run is a population of one; the local, population and Ray backends
+all train through `training.train_population`. Each concept is written once:
+
+    cartpole   CartPole-v1's physics on tensors
+    envs       checking a Gymnasium id; one environment per member, stepped together
+    network    QNetwork (one network) and StackedQNetwork (N, in one flat buffer)
+    replay     N replay rings in one set of tensors; Ring, one member's copy
+    learner    epsilon-greedy acting and the TD update: the readable reference
+    kernel     the same TD update written out by hand, the one training runs
+    records    episodes, evaluations, divergence, TrainResult
+    training   the loop: train (one seed) and train_population (N seeds)
+"""

@@ -1,0 +1,163 @@
+"""The experience replay memory: N fixed-capacity rings of transitions in one set of tensors.
+
+The tutorial keeps transitions in a Python list and, for every batch, stacks
+64 lists of objects into arrays (`np.stack(...)` on `memories.T`), which its
+author admits is slow. Here each field is one preallocated tensor with a
+ring per member, (N, C, ...), on the engine's device:
+
+- adding writes one row per member and field at the shared cursor: O(1), no
+  allocation (members step in lockstep, so their rings fill alike);
+- a batch is drawn from raw random numbers (each member's own, see
+  `seeding.MemberDraws`) and gathered with one `index_select` per field;
+- on a full ring the oldest transition is overwritten.
+
+`terminated` is kept apart from `truncated`: an episode cut by a time limit did
+not reach a terminal state, so its last transition must still bootstrap from
+its next state. Only `terminated` masks the TD target.
+
+`Replay.member(k)` copies one member's ring out as a `Ring` of NumPy arrays,
+which saves to and loads from `.npz` without pickle, so loading a file
+cannot run code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from dqnlab.errors import DqnlabError
+
+FIELDS = ("obs", "action", "reward", "next_obs", "terminated", "truncated")
+DTYPES = {"obs": torch.float32, "action": torch.int64, "reward": torch.float32,
+          "next_obs": torch.float32, "terminated": torch.bool, "truncated": torch.bool}  # fmt: skip
+
+
+class Batch(NamedTuple):
+    """A batch of transitions as tensors: (N, B, ...) for N members, or (B, ...) for one network."""
+
+    obs: torch.Tensor  # (..., B, obs_dim) float32
+    action: torch.Tensor  # (..., B) int64: indexes Q-values, so it must be long
+    reward: torch.Tensor  # (..., B) float32
+    next_obs: torch.Tensor  # (..., B, obs_dim) float32
+    terminated: torch.Tensor  # (..., B) bool: masks the bootstrap
+    truncated: torch.Tensor  # (..., B) bool: recorded, never masks
+
+
+def bytes_per_transition(obs_dim: int) -> int:
+    """Storage bytes one transition takes (4-float CartPole state: 46)."""
+    return sum(torch.empty((), dtype=dtype).element_size() * (obs_dim if name.endswith("obs") else 1)
+               for name, dtype in DTYPES.items())  # fmt: skip
+
+
+class Replay:
+    """N rings of `capacity` transitions: obs (N, C, obs_dim), action (N, C), ...
+
+    >>> replay = Replay(members=1, capacity=3, obs_dim=2, device="cpu")
+    >>> for step in range(4):
+    ...     replay.add(torch.full((1, 2), step), torch.zeros(1), torch.ones(1),
+    ...                torch.full((1, 2), step + 1), torch.zeros(1), torch.zeros(1))
+    >>> len(replay), replay.obs[0, :, 0].tolist()  # step 3 overwrote step 0
+    (3, [3.0, 1.0, 2.0])
+    """
+
+    def __init__(self, members: int, capacity: int, obs_dim: int, device: torch.device | str) -> None:
+        if capacity < 1 or obs_dim < 1:
+            raise DqnlabError(f"a replay memory needs capacity >= 1 and obs_dim >= 1; got {capacity}, {obs_dim}")
+        self.members, self.capacity, self.obs_dim = members, capacity, obs_dim
+        for name, dtype in DTYPES.items():
+            shape = (members, capacity, obs_dim) if name.endswith("obs") else (members, capacity)
+            setattr(self, name, torch.zeros(shape, dtype=dtype, device=device))  # (N, C, ...)
+        self.offsets = torch.arange(members, device=device).unsqueeze(1) * capacity  # (N, 1): member k's first row
+        self.cursor = 0  # where the next transitions go
+        self.size = 0  # how many slots hold a transition
+        self.added = 0  # transitions ever added, per member
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, obs, action, reward, next_obs, terminated, truncated) -> None:
+        """Store each member's transition (all (N, ...)) at the cursor, overwriting the oldest when full."""
+        i = self.cursor
+        for name, value in zip(FIELDS, (obs, action, reward, next_obs, terminated, truncated)):
+            getattr(self, name)[:, i] = value  # (N, ...)
+        self.cursor = (i + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+        self.added += 1
+
+    def indices(self, raw: torch.Tensor, replace: bool = True) -> torch.Tensor:
+        """Uniform slot indices (N, B) from raw draws (N, B), uniform int64 in [0, 2**62).
+
+        With replacement (the tutorial's `random.choices`): raw mod size, a
+        bias below 2**-40. Without: Floyd's algorithm, vectorized over members,
+        a uniform B-subset of the slots, no transition twice in a batch.
+        """
+        if self.size == 0:
+            raise DqnlabError("cannot sample from an empty replay memory")
+        if not replace:
+            return _distinct(raw, self.size)
+        return raw % self.size  # (N, B)
+
+    def gather(self, index: torch.Tensor) -> Batch:
+        """Member k's transitions at index[k] (B,), as a Batch of (N, B, ...) tensors."""
+        flat = (index + self.offsets).view(-1)  # (N*B,) rows of the (N*C, ...) flattened fields
+        fields = (getattr(self, name) for name in FIELDS)  # each (N, C, ...)
+        return Batch(*(f.flatten(0, 1).index_select(0, flat).view(*index.shape, *f.shape[2:]) for f in fields))  # each (N, B, ...)
+
+    def member(self, k: int) -> Ring:
+        """Member k's stored transitions, oldest first, copied to NumPy."""
+        order = torch.arange(self.size) if self.size < self.capacity else (torch.arange(self.capacity) + self.cursor) % self.capacity
+        arrays = {name: getattr(self, name)[k].cpu()[order].numpy() for name in FIELDS}  # each (size, ...)
+        return Ring(capacity=self.capacity, added=self.added, **arrays)
+
+
+def _distinct(raw: torch.Tensor, size: int) -> torch.Tensor:
+    """Floyd's sampling of B distinct slots out of `size`, for every member at once."""
+    members, batch = raw.shape
+    if batch > size:
+        raise DqnlabError(f"cannot draw {batch} distinct transitions from {size} stored")
+    chosen = torch.empty_like(raw)  # (N, B)
+    for i, j in enumerate(range(size - batch, size)):
+        t = raw[:, i] % (j + 1)  # (N,) uniform in [0, j]
+        taken = (chosen[:, :i] == t.unsqueeze(1)).any(dim=1)  # (N,)
+        chosen[:, i] = torch.where(taken, j, t)  # (N,) j itself when t was already chosen
+    return chosen
+
+
+@dataclass(frozen=True)
+class Ring:
+    """One member's replay memory as NumPy arrays, oldest transition first."""
+
+    capacity: int
+    added: int  # transitions ever added; more than stored once the ring wrapped
+    obs: np.ndarray  # (S, obs_dim) float32
+    action: np.ndarray  # (S,) int64
+    reward: np.ndarray  # (S,) float32
+    next_obs: np.ndarray  # (S, obs_dim) float32
+    terminated: np.ndarray  # (S,) bool
+    truncated: np.ndarray  # (S,) bool
+
+    def __len__(self) -> int:
+        return len(self.action)
+
+    def save(self, path: str | Path) -> None:
+        """Write the transitions to an .npz file (no pickle)."""
+        meta = np.array([self.capacity, self.obs.shape[1], self.added], dtype=np.int64)
+        np.savez(Path(path), meta=meta, **{name: getattr(self, name) for name in FIELDS})
+
+    @classmethod
+    def load(cls, path: str | Path) -> Ring:
+        """Read a file written by `save`; refuses pickled or malformed files."""
+        try:
+            with np.load(Path(path), allow_pickle=False) as data:
+                capacity, obs_dim, added = (int(v) for v in data["meta"])
+                arrays = {name: data[name] for name in FIELDS}
+        except (OSError, KeyError, ValueError) as error:
+            raise DqnlabError(f"{path} is not a dqnlab replay file: {error}") from None
+        size = len(arrays["action"])
+        if size > capacity or arrays["obs"].shape != (size, obs_dim) or any(len(a) != size for a in arrays.values()):
+            raise DqnlabError(f"{path} is inconsistent: {size} transitions for capacity {capacity}, obs_dim {obs_dim}")
+        return cls(capacity=capacity, added=added, **arrays)

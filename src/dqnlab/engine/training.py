@@ -1,0 +1,250 @@
+"""The training loop: N >= 1 members of one configuration, each with its own seed, stepped together.
+
+Each environment step, for every member at once, as in the tutorial's replay code:
+
+    action = learner.act(obs)                                  # epsilon-greedy
+    next_obs, reward, terminated, truncated = envs.step(action)
+    memory.add(obs, action, reward, next_obs, terminated, truncated)   # store first,
+    learner.learn(memory.gather(memory.indices(draws)))                # then learn
+
+so the newest transition can be drawn in its own step's batch. Learning starts
+once the memory holds `replay.warmup` transitions; after k steps past that,
+floor(k * updates_per_step) learn steps are owed. Every member trains for
+exactly `run.samples` transitions; an episode still running then is not
+reported as finished. A member whose loss stops being finite stops there and
+the others go on.
+
+A single run is a population of one (`train`). Member k draws every random
+number (initial weights, episode starts, exploration, replay batches) from
+seed k's own streams, in the same order whatever N is, so seed k draws the
+same numbers alone and beside any companions, on every backend.
+
+Wall-clock seconds are the population's clock: a member's episode that ended
+at step t is stamped with the time the whole population took to reach step t.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Callable
+
+import numpy as np
+import torch
+
+from dqnlab import runtime, seeding
+from dqnlab.config import Config
+from dqnlab.engine.envs import EnvSpec, MemberEnvs, make_member_envs
+from dqnlab.engine.learner import Learner
+from dqnlab.engine.network import QNetwork, StackedQNetwork, build_network
+from dqnlab.engine.records import Divergence, EpisodeRecord, EvaluationRecord, TrainResult
+from dqnlab.engine.replay import Replay
+from dqnlab.errors import DqnlabError
+from dqnlab.play import play
+
+
+def initial_network(config: Config, spec: EnvSpec) -> QNetwork:
+    """The seed's initial network (on the CPU): the same weights for every variant of equal shape."""
+    generator = seeding.torch_generator(config.run.seed, "network")
+    return build_network(spec.obs_dim, spec.n_actions, config.network.hidden, generator)
+
+
+def replay_capacity(config: Config) -> int:
+    """Slots to preallocate: the configured capacity, never more than the budget."""
+    capacity = config.replay.capacity
+    return config.run.samples if capacity is None else min(capacity, config.run.samples)
+
+
+def check_population(configs: list[Config]) -> Config:
+    """The configuration the members share; they may differ in `run.seed` only."""
+    if not configs:
+        raise DqnlabError("a population needs at least one member")
+    shared = dataclasses.replace(configs[0], run=dataclasses.replace(configs[0].run, seed=0))
+    for config in configs[1:]:
+        if dataclasses.replace(config, run=dataclasses.replace(config.run, seed=0)) != shared:
+            raise DqnlabError("members of a population may differ only in run.seed; run other settings as another population")
+    return configs[0]
+
+
+def evaluate(network: QNetwork, config: Config, samples: int, learn_steps: int) -> EvaluationRecord:
+    """Greedy play from the seed's evaluation starts, the same at every checkpoint and for every variant."""
+    run = config.run
+    played = play(network, config.env, run.eval_episodes, run.seed, run.eval_max_steps)
+    return EvaluationRecord.of(samples, learn_steps, [e.score for e in played], sum(e.capped for e in played))
+
+
+def train(
+    config: Config,
+    on_episode: Callable[[EpisodeRecord], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    on_checkpoint: Callable[[int, QNetwork], None] | None = None,
+    on_evaluation: Callable[[EvaluationRecord], None] | None = None,
+    progress_every: int = 500,
+    keep_replay: bool = False,
+) -> TrainResult:
+    """Train one agent for `config.run.samples` transitions: a population of one.
+
+    Callbacks as `train_population`'s, without the member index.
+    """
+    def one(callback):
+        return None if callback is None else (lambda k, *args: callback(*args))
+
+    return train_population(
+        [config], one(on_episode), on_progress, one(on_checkpoint), one(on_evaluation), progress_every, keep_replay
+    )[0]
+
+
+def train_population(
+    configs: list[Config],
+    on_episode: Callable[[int, EpisodeRecord], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    on_checkpoint: Callable[[int, int, QNetwork], None] | None = None,
+    on_evaluation: Callable[[int, EvaluationRecord], None] | None = None,
+    progress_every: int = 500,
+    keep_replay: bool = False,
+) -> list[TrainResult]:
+    """Train one member per configuration, all at once; the configurations may differ only in their seeds.
+
+    Callbacks get the member's index k first: `on_episode(k, record)` after
+    each finished episode, `on_checkpoint(k, samples, network)` every
+    `run.checkpoint_every` samples, `on_evaluation(k, record)` after each
+    greedy evaluation (`run.eval_every`; its time is kept off the clock);
+    `on_progress(samples)` every `progress_every` samples. Returns one
+    TrainResult per member, in order; `keep_replay` keeps each member's replay
+    memory in it.
+    """
+    base = check_population(configs)
+    runtime.tune_allocator()
+    device = runtime.resolve_device(base.run.device)
+    seeds = [config.run.seed for config in configs]
+    envs = make_member_envs(base.env, seeds, device)
+    network = StackedQNetwork([initial_network(config, envs.spec) for config in configs], device)
+    memory = Replay(len(configs), replay_capacity(base), envs.spec.obs_dim, device)
+    ledger = Ledger(len(configs), base.run.samples)
+    callbacks = Callbacks(on_episode, on_progress, on_checkpoint, on_evaluation, progress_every)
+    try:
+        with runtime.flushed_denormals():
+            _loop(configs, envs, network, memory, ledger, callbacks)
+    finally:
+        envs.close()
+    return [
+        TrainResult(
+            config=config, spec=envs.spec, network=network.member(k), episodes=tuple(ledger.episodes[k]),
+            evaluations=tuple(ledger.evaluations[k]), samples=int(ledger.stopped_at[k]),
+            learn_steps=int(ledger.learn_steps[k]), unfinished_score=float(ledger.score[k]),
+            unfinished_length=int(ledger.length[k]), wall_seconds=float(ledger.seconds[k]),
+            divergence=ledger.divergences[k], replay=memory.member(k) if keep_replay else None,
+            replay_capacity=memory.capacity, device=str(device), threads=torch.get_num_threads(), population=len(configs),
+        )  # fmt: skip
+        for k, config in enumerate(configs)
+    ]
+
+
+@dataclass(frozen=True)
+class Callbacks:
+    on_episode: Callable[[int, EpisodeRecord], None] | None
+    on_progress: Callable[[int], None] | None
+    on_checkpoint: Callable[[int, int, QNetwork], None] | None
+    on_evaluation: Callable[[int, EvaluationRecord], None] | None
+    progress_every: int
+
+
+def _loop(configs: list[Config], envs: MemberEnvs, network: StackedQNetwork, memory: Replay, ledger: Ledger,
+          callbacks: Callbacks) -> None:  # fmt: skip
+    """Step, store and learn until every member trained `run.samples` transitions or stopped."""
+    run, replay, n, device = configs[0].run, configs[0].replay, len(configs), memory.offsets.device
+    seeds = [config.run.seed for config in configs]
+    learner = Learner(network, configs[0].learner, replay.batch_size)
+    explore = seeding.MemberDraws(seeds, "explore", 2, device)  # (N, 2) per step: a coin and a random action
+    batches = seeding.MemberDraws(seeds, "replay", replay.batch_size, device)  # (N, B) per learn step
+    alive = torch.ones(n, dtype=torch.bool, device=device)  # (N,) the ledger's alive, on the device
+    ratio = Fraction(replay.updates_per_step).limit_denominator(1_000_000)
+    steps_past_warmup = learn_steps = 0
+    start = time.perf_counter()
+    obs = envs.reset(np.ones(n, dtype=np.bool_))  # (N, obs_dim)
+    for sample in range(1, run.samples + 1):
+        action = learner.act(obs, explore.next())  # (N,)
+        step = envs.step(action)
+        memory.add(obs, action, step.reward, step.next_obs, step.terminated, step.truncated)
+        if len(memory) >= replay.warmup:
+            steps_past_warmup += 1
+            due = steps_past_warmup * ratio.numerator // ratio.denominator  # learn steps owed by now
+            while learn_steps < due and ledger.alive.any():
+                index = memory.indices(batches.next(), replay.with_replacement)  # (N, B)
+                loss = learner.learn(memory.gather(index), alive).cpu().numpy()  # (N,)
+                learn_steps += 1
+                if ledger.learned(loss, sample, time.perf_counter() - start):
+                    alive = torch.as_tensor(ledger.alive, device=device)  # (N,)
+        outcome = torch.stack((step.reward, step.terminated.float(), step.truncated.float())).cpu().numpy()  # (3, N)
+        ended = (outcome[1] > 0) | (outcome[2] > 0)  # (N,) episodes that ended, by termination or truncation
+        ledger.stepped(outcome[0], ended, sample, time.perf_counter() - start, callbacks.on_episode)
+        obs = envs.reset(ended) if ended.any() else step.next_obs  # (N, obs_dim): fresh starts where episodes ended
+        if callbacks.on_progress is not None and sample % callbacks.progress_every == 0:
+            callbacks.on_progress(sample)
+        if callbacks.on_checkpoint is not None and run.checkpoint_every and sample % run.checkpoint_every == 0:
+            for k in np.flatnonzero(ledger.alive):
+                callbacks.on_checkpoint(int(k), sample, network.member(k))
+        if run.eval_every and sample % run.eval_every == 0:
+            paused = time.perf_counter()
+            for k in np.flatnonzero(ledger.alive):
+                ledger.evaluations[k].append(evaluate(network.member(k), configs[k], sample, int(ledger.learn_steps[k])))
+                if callbacks.on_evaluation is not None:
+                    callbacks.on_evaluation(int(k), ledger.evaluations[k][-1])
+            start += time.perf_counter() - paused  # evaluation is not training time
+        if not ledger.alive.any():
+            break
+    ledger.close(time.perf_counter() - start)
+
+
+class Ledger:
+    """Each member's running account: its episodes, its running episode, its learn steps, whether it still trains."""
+
+    def __init__(self, n: int, samples: int) -> None:
+        self.episodes: list[list[EpisodeRecord]] = [[] for _ in range(n)]
+        self.evaluations: list[list[EvaluationRecord]] = [[] for _ in range(n)]
+        self.divergences: list[Divergence | None] = [None] * n
+        self.alive = np.ones(n, dtype=np.bool_)  # (N,) members still training (not diverged)
+        self.score, self.length = np.zeros(n), np.zeros(n, dtype=np.int64)  # (N,) the running episode
+        self.high_score = np.full(n, -np.inf)  # (N,)
+        self.loss_sum, self.losses = np.zeros(n), np.zeros(n, dtype=np.int64)  # (N,) this episode's learn steps
+        self.learn_steps = np.zeros(n, dtype=np.int64)  # (N,) learn steps each member took
+        self.stopped_at = np.full(n, samples)  # (N,) each member's last sample
+        self.seconds = np.zeros(n)  # (N,) each member's training time
+
+    def learned(self, loss: np.ndarray, sample: int, seconds: float) -> list[int]:
+        """Book one learn step's losses (N,); members whose loss is not finite stop here. Returns those."""
+        alive = self.alive.copy()
+        finite = np.isfinite(loss)  # (N,)
+        self.learn_steps[alive] += 1
+        self.loss_sum[alive & finite] += loss[alive & finite]
+        self.losses[alive & finite] += 1
+        stopped = [int(k) for k in np.flatnonzero(alive & ~finite)]
+        for k in stopped:  # before this step's reward is counted
+            self.divergences[k] = Divergence(float(loss[k]), int(self.learn_steps[k]), sample, len(self.episodes[k]))
+            self.stopped_at[k], self.seconds[k], self.alive[k] = sample, seconds, False
+        return stopped
+
+    def stepped(self, reward: np.ndarray, ended: np.ndarray, sample: int, seconds: float,
+                on_episode: Callable[[int, EpisodeRecord], None] | None) -> None:  # fmt: skip
+        """Book one environment step: rewards (N,); members whose episode `ended` (N,) get their record."""
+        live = self.alive  # (N,) a diverged member's account stays as it stopped
+        self.score[live] += reward[live]
+        self.length[live] += 1
+        for k in np.flatnonzero(ended & live):
+            self.high_score[k] = max(self.high_score[k], self.score[k])
+            record = EpisodeRecord(
+                episode=len(self.episodes[k]), samples=sample, score=float(self.score[k]),
+                length=int(self.length[k]), high_score=float(self.high_score[k]), learn_steps=int(self.learn_steps[k]),
+                wall_seconds=seconds, td_loss=float(self.loss_sum[k] / self.losses[k]) if self.losses[k] else None,
+            )  # fmt: skip
+            self.episodes[k].append(record)
+            if on_episode is not None:
+                on_episode(int(k), record)
+        reset = ended & live  # (N,)
+        self.score[reset], self.length[reset], self.loss_sum[reset], self.losses[reset] = 0.0, 0, 0.0, 0
+
+    def close(self, seconds: float) -> None:
+        """The training time of the members that trained to the end of the budget."""
+        self.seconds[self.alive] = seconds
