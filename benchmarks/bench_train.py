@@ -5,9 +5,11 @@ tutorial network (4 -> 1024 -> 512 -> 2) for `--samples` transitions:
 
 - tutorial: the tutorial's own loop and learn functions (tests/tutorial_reference.py)
   with torch's default Adam and allocator, as its script runs;
-- dqnlab: `dqnlab.training.train` with the tutorial preset.
+- dqnlab: `dqnlab.engine.training.train` with the tutorial preset.
 
-Cells are interleaved over repeats; medians of samples per second are reported.
+Each side is timed from its set-up (environment, network, optimizer) to its
+last sample. Cells are interleaved over repeats; medians of samples per
+second are reported.
 
     python benchmarks/bench_train.py [--samples 2000] [--repeats 3] [--threads 1]
 """
@@ -45,10 +47,10 @@ def measure(code: str, agent: str, samples: int, threads: int) -> float:
     from dqnlab.engine.network import build_network
     from tests import tutorial_reference as tutorial
 
+    start = time.perf_counter()
     env = gym.make("CartPole-v1").unwrapped
     network = build_network(4, 2, (1024, 512), torch.Generator().manual_seed(0))
     optimizer = torch.optim.Adam(network.parameters(), lr=1e-4)
-    start = time.perf_counter()
     tutorial.run_agent(env, network, optimizer, samples, replay=agent == "replay")
     return samples / (time.perf_counter() - start)
 

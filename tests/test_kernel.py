@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dqnlab.config import LearnerConfig
-from dqnlab.engine.kernel import LearnStep
+from dqnlab.engine.kernel import FusedAdam, LearnStep
 from dqnlab.engine.learner import Learner, make_optimizer, reference_step
 from dqnlab.engine.network import StackedQNetwork, build_network
 from dqnlab.engine.replay import Batch
@@ -46,13 +46,28 @@ def test_the_kernel_makes_the_reference_update(td_gradient, loss, n, batch_size)
     """300 updates of LearnStep == 300 of autograd's td_loss + Adam, on the same weights and batches."""
     config = LearnerConfig(lr=1e-3, gamma=0.9, td_gradient=td_gradient, loss=loss)
     fast, slow = StackedQNetwork(networks(n)), StackedQNetwork(networks(n))
-    kernel, optimizer = LearnStep(fast, config, batch_size, make_optimizer), make_optimizer([slow.params], config.lr)
+    kernel, optimizer = LearnStep(fast, config, batch_size), make_optimizer([slow.params], config.lr)
     rng, alive = np.random.default_rng(1), torch.ones(n, dtype=torch.bool)
     for _ in range(300):
         batch = random_batch(rng, (n, batch_size))
         torch.testing.assert_close(kernel(batch, alive), reference_step(slow, optimizer, batch, alive, config), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(fast.params.detach(), slow.params.detach(), **KERNEL_TOLERANCE)
     assert not torch.equal(fast.params.detach(), StackedQNetwork(networks(n)).params.detach())  # it did learn
+
+
+def test_fused_adam_is_torchs_adam_bit_for_bit():
+    rng = np.random.default_rng(0)
+    ours, theirs = (torch.nn.Parameter(torch.as_tensor(rng.normal(size=1000), dtype=torch.float32)) for _ in range(2))
+    theirs.data.copy_(ours.data)
+    grad = torch.zeros(1000)
+    adam, reference = FusedAdam(ours.detach(), grad, 1e-3), torch.optim.Adam([theirs], lr=1e-3, fused=True)
+    for _ in range(50):
+        g = torch.as_tensor(rng.normal(size=1000) * rng.choice([1e-3, 1, 1e3]), dtype=torch.float32)
+        grad.copy_(g)
+        theirs.grad = g.clone()
+        adam.step()
+        reference.step()
+        assert torch.equal(ours, theirs)
 
 
 def test_a_members_update_does_not_depend_on_its_companions():

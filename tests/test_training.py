@@ -262,12 +262,3 @@ def test_evaluation_time_is_not_training_time(monkeypatch):
     monkeypatch.setattr(training, "play", slow_play)
     result = train(tiny_config("replay", "run.eval_every=100", "run.samples=300"))
     assert len(result.evaluations) == 3 and result.wall_seconds == 0.0
-
-
-def test_training_flushes_subnormals_and_restores_the_setting():
-    from dqnlab import runtime
-
-    seen = []
-    before = runtime._flushing()
-    train(tiny_config("naive", "run.samples=20"), on_episode=lambda record: seen.append(runtime._flushing()))
-    assert seen and all(seen) and runtime._flushing() == before

@@ -1,16 +1,7 @@
-"""Process-level settings: the torch device, a faster CPU allocator, denormals flushed.
+"""Process-level settings: the torch device, and a faster CPU allocator.
 
 `resolve_device` turns `run.device` into a torch device, refusing CUDA where
 there is none.
-
-`flushed_denormals` runs training with subnormal floats (below 1.2e-38 in
-float32) flushed to zero, as XLA does on CPUs. Adam's second moment of a
-gradient below ~1e-19 is subnormal, and CPUs compute on subnormals 10-100x
-slower: without flushing, the naive agent's Adam step on the tutorial
-network grew from 0.3 ms to 3.4 ms within 1,500 samples
-(benchmarks/RESULTS.md). Flushing changes only numbers that small (an Adam
-step scaled by sqrt(v) < 1e-19 beside eps = 1e-8), and the setting is
-restored when training ends.
 
 Each learn step frees and reallocates a few multi-megabyte gradient and Adam
 temporaries. glibc's malloc hands blocks that large back to the kernel on
@@ -23,11 +14,9 @@ It changes no numbers, only where memory comes from.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import ctypes.util
 import functools
-from typing import Iterator
 
 import torch
 
@@ -59,19 +48,3 @@ def resolve_device(name: str) -> torch.device:
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise DqnlabError(f"run.device is {name!r} but only {torch.cuda.device_count()} CUDA device(s) exist")
     return device
-
-
-def _flushing() -> bool:
-    """Whether subnormal floats are flushed to zero now (on this CPU thread)."""
-    return bool(torch.tensor(1e-39, dtype=torch.float32).mul(1.0) == 0)
-
-
-@contextlib.contextmanager
-def flushed_denormals() -> Iterator[None]:
-    """Flush subnormal floats to zero inside the block (where the CPU supports it); restore the setting after."""
-    before = _flushing()
-    torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(before)

@@ -15,7 +15,9 @@ sizes costs as much as the arithmetic (benchmarks/RESULTS.md):
   transposed: MKL is several times slower on the other orientation when the
   observation is this narrow;
 - gradients live in one flat buffer laid out like the network's flat
-  parameters, so Adam is one fused kernel over one tensor.
+  parameters, so Adam is one fused kernel over one tensor, called directly
+  (`FusedAdam`): `torch.optim.Adam`'s bookkeeping costs ~150 us a step and its
+  first use imports torch._dynamo (~1 s).
 
 The arithmetic is autograd's up to float summation order (one forward over
 both halves instead of two), so results agree with the reference within
@@ -23,8 +25,6 @@ float rounding, not bit for bit: tests/test_learner.py states the tolerance.
 """
 
 from __future__ import annotations
-
-from typing import Callable
 
 import torch
 
@@ -35,17 +35,40 @@ from dqnlab.engine.replay import Batch
 _threshold_backward = torch.ops.aten.threshold_backward.grad_input
 
 
+class FusedAdam:
+    """`torch.optim.Adam(fused=True)` with PyTorch's defaults, on one flat tensor, without the Optimizer class.
+
+    The same kernel (`torch._fused_adam_`) on the same state, so the same
+    numbers bit for bit (tests/test_kernel.py); Adam is elementwise, so on
+    stacked parameters it is each member's own Adam.
+    """
+
+    BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, as the tutorial uses
+
+    def __init__(self, params: torch.Tensor, grad: torch.Tensor, lr: float) -> None:
+        self.params, self.grad, self.lr = params, grad, lr
+        self.exp_avg, self.exp_avg_sq = torch.zeros_like(params), torch.zeros_like(params)  # (P,) Adam's moments
+        self.steps = torch.zeros((), dtype=torch.float32, device=params.device)  # as torch keeps it for fused Adam
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.steps.add_(1)
+        torch._fused_adam_(
+            [self.params], [self.grad], [self.exp_avg], [self.exp_avg_sq], [], [self.steps], amsgrad=False,
+            lr=self.lr, beta1=self.BETAS[0], beta2=self.BETAS[1], weight_decay=0.0, eps=self.EPS, maximize=False,
+        )  # fmt: skip
+
+
 class LearnStep:
     """One TD update of every member of a `StackedQNetwork` on batches of `batch_size`."""
 
-    def __init__(self, network: StackedQNetwork, config: LearnerConfig, batch_size: int,
-                 make_optimizer: Callable[[list[torch.Tensor], float], torch.optim.Optimizer]) -> None:  # fmt: skip
+    def __init__(self, network: StackedQNetwork, config: LearnerConfig, batch_size: int) -> None:
         self.full, self.loss, self.gamma, self.batch = config.td_gradient == "full", config.loss, config.gamma, batch_size
-        params = network.params
-        params.grad = torch.zeros_like(params)  # (P,) written in place by `backward`
+        params = network.params.detach()
+        grad = torch.zeros_like(params)  # (P,) written in place by `backward`
         self.weights, self.biases = network.weights, network.biases  # (N, out, in), (N, 1, out) views of params
-        self.grad_weights, self.grad_biases = network.views(params.grad)
-        self.optimizer = make_optimizer([params], config.lr)  # elementwise: per-member Adam
+        self.grad_weights, self.grad_biases = network.views(grad)
+        self.optimizer = FusedAdam(params, grad, config.lr)
 
         n, options = network.members, {"dtype": params.dtype, "device": params.device}
         widths = network.widths  # obs_dim, hidden..., n_actions

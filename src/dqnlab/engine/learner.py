@@ -74,7 +74,8 @@ def make_optimizer(params, lr: float) -> torch.optim.Adam:
 
     `fused=True` runs the same update as one kernel per step instead of a
     Python loop of tensor ops (faster: benchmarks/RESULTS.md), with float
-    rounding that can differ from the loop version in the last bit.
+    rounding that can differ from the loop version in the last bit. The
+    kernel calls that fused kernel directly (`kernel.FusedAdam`).
     """
     return torch.optim.Adam(params, lr=lr, fused=True)
 
@@ -97,7 +98,7 @@ class Learner:
 
     def __init__(self, network: StackedQNetwork, config: LearnerConfig, batch_size: int) -> None:
         self.network, self.config = network, config
-        self.step = LearnStep(network, config, batch_size, make_optimizer)
+        self.step = LearnStep(network, config, batch_size)
         self.explore_below = int(config.epsilon * HIGH)  # raw coin < this: a random action
 
     @torch.no_grad()

@@ -125,8 +125,7 @@ def train_population(
     ledger = Ledger(len(configs), base.run.samples)
     callbacks = Callbacks(on_episode, on_progress, on_checkpoint, on_evaluation, progress_every)
     try:
-        with runtime.flushed_denormals():
-            _loop(configs, envs, network, memory, ledger, callbacks)
+        _loop(configs, envs, network, memory, ledger, callbacks)
     finally:
         envs.close()
     return [
