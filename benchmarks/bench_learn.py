@@ -1,10 +1,16 @@
-"""One learn step on the tutorial network (4 -> 1024 -> 512 -> 2), per setting.
+"""One learn step on the tutorial network (4 -> 1024 -> 512 -> 2), per implementation and setting.
 
-Times `Learner.learn` for the naive agent (batch 1) and the replay agent
-(batch 64) under: torch's default for-loop Adam vs the fused Adam dqnlab uses,
-and glibc's default allocator thresholds vs `runtime.tune_allocator()`.
-The allocator setting is process-wide, so each cell runs in its own process;
-cells are interleaved over repeats and medians reported.
+Times one TD update for the naive agent (batch 1) and the replay agent
+(batch 64), a population of one, with:
+
+- autograd: the readable reference, `learner.reference_step` (td_loss,
+  backward, torch's fused Adam);
+- kernel: `kernel.LearnStep`, the update written out by hand, which training runs;
+
+each under glibc's default allocator thresholds and under
+`runtime.tune_allocator()`. The allocator setting is process-wide, so each
+cell runs in its own process; cells are interleaved over repeats and medians
+reported.
 
     python benchmarks/bench_learn.py [--repeats 5] [--steps 300] [--threads 2]
 """
@@ -20,36 +26,47 @@ import subprocess
 import sys
 import time
 
-CELLS = [(batch, fused, tuned) for batch in (1, 64) for fused in (False, True) for tuned in (False, True)]
+CELLS = [(batch, kernel, tuned) for batch in (1, 64) for kernel in (False, True) for tuned in (False, True)]
 
 
-def measure(batch: int, fused: bool, tuned: bool, steps: int, threads: int) -> dict:
+def measure(batch: int, kernel: bool, tuned: bool, steps: int, threads: int) -> dict:
     import numpy as np
     import torch
 
     from dqnlab import runtime
     from dqnlab.config import LearnerConfig
-    from dqnlab.learner import Learner
-    from dqnlab.networks import build_network
-    from dqnlab.replay import ReplayBuffer
+    from dqnlab.engine.kernel import LearnStep
+    from dqnlab.engine.learner import make_optimizer, reference_step
+    from dqnlab.engine.network import StackedQNetwork, build_network
+    from dqnlab.engine.replay import Batch
 
     if tuned:
         runtime.tune_allocator()
     torch.set_num_threads(threads)
-    network = build_network(4, 2, (1024, 512), torch.Generator().manual_seed(0))
-    learner = Learner(network, LearnerConfig(), np.random.default_rng(0))
-    if not fused:
-        learner.optimizer = torch.optim.Adam(network.parameters(), lr=1e-4)
-    buffer, rng = ReplayBuffer(1000, 4), np.random.default_rng(0)
-    for i in range(1000):
-        buffer.add(rng.normal(size=4), i % 2, 1.0, rng.normal(size=4), i % 20 == 19, False)
-    batches = [buffer.sample(batch, rng) for _ in range(steps + 20)]
+    config = LearnerConfig()
+    network = StackedQNetwork([build_network(4, 2, (1024, 512), torch.Generator().manual_seed(0))])
+    alive = torch.ones(1, dtype=torch.bool)
+    if kernel:
+        learn = LearnStep(network, config, batch)
+    else:
+        optimizer = make_optimizer([network.params], config.lr)
+
+        def learn(b, alive):
+            return reference_step(network, optimizer, b, alive, config)
+
+    rng = np.random.default_rng(0)
+    batches = [
+        Batch(torch.as_tensor(rng.normal(size=(1, batch, 4)), dtype=torch.float32), torch.as_tensor(rng.integers(2, size=(1, batch))),
+              torch.ones(1, batch), torch.as_tensor(rng.normal(size=(1, batch, 4)), dtype=torch.float32),
+              torch.as_tensor(rng.random((1, batch)) < 0.05), torch.zeros(1, batch, dtype=torch.bool))
+        for _ in range(steps + 20)
+    ]  # fmt: skip
     for b in batches[:20]:
-        learner.learn(b)
+        learn(b, alive)
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     start = time.perf_counter()
     for b in batches[20:]:
-        learner.learn(b)
+        learn(b, alive)
     elapsed = time.perf_counter() - start
     return {"ms": elapsed / steps * 1e3, "faults": (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / steps}
 
@@ -62,8 +79,8 @@ def main() -> None:
     parser.add_argument("--cell", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.cell:
-        batch, fused, tuned = (int(x) for x in args.cell.split(","))
-        print(json.dumps(measure(batch, bool(fused), bool(tuned), args.steps, args.threads)))
+        batch, kernel, tuned = (int(x) for x in args.cell.split(","))
+        print(json.dumps(measure(batch, bool(kernel), bool(tuned), args.steps, args.threads)))
         return
     import torch
 
@@ -75,16 +92,16 @@ def main() -> None:
             command = [sys.executable, __file__, "--cell", flags, "--steps", str(args.steps), "--threads", str(args.threads)]
             results[cell].append(json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout))
     print(f"median of {args.repeats} processes x {args.steps} learn steps")
-    print(f"{'batch':>5} {'adam':>9} {'allocator':>10} {'ms/step':>8} {'faults/step':>12} {'vs default':>11}")
+    print(f"{'batch':>5} {'update':>9} {'allocator':>10} {'ms/step':>8} {'faults/step':>12} {'vs autograd, default':>21}")
     for batch in (1, 64):
         base = statistics.median(r["ms"] for r in results[(batch, False, False)])
-        for fused in (False, True):
+        for kernel in (False, True):
             for tuned in (False, True):
-                runs = results[(batch, fused, tuned)]
+                runs = results[(batch, kernel, tuned)]
                 ms = statistics.median(r["ms"] for r in runs)
                 faults = statistics.median(r["faults"] for r in runs)
-                print(f"{batch:>5} {'fused' if fused else 'for-loop':>9} {'tuned' if tuned else 'default':>10} "
-                      f"{ms:>8.2f} {faults:>12.0f} {base / ms:>10.2f}x")  # fmt: skip
+                print(f"{batch:>5} {'kernel' if kernel else 'autograd':>9} {'tuned' if tuned else 'default':>10} "
+                      f"{ms:>8.2f} {faults:>12.0f} {base / ms:>20.2f}x")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
-"""Replay sampling: the tutorial's Python list vs dqnlab's ring buffer, side by side.
+"""Replay sampling: the tutorial's Python list vs dqnlab's replay memory (one member), side by side.
 
 For each memory size, both stores hold the same CartPole-shaped transitions;
 each timed call draws a batch of 64 uniformly with replacement and turns it
-into the learner's tensors (float32 states, int64 actions, bool dones). Also
-times adding one transition. Prints medians over repeats and the ratio.
+into the learner's tensors (float32 states, int64 actions, bool dones): for
+dqnlab, the member's next raw draws, the indices and the gather, as the
+training loop does. Also times adding one transition (as tensors, as the
+loop adds them). Prints medians over repeats and the ratio.
 
     python benchmarks/bench_replay.py [--repeats 7] [--calls 2000]
 """
@@ -20,7 +22,8 @@ import tracemalloc
 import numpy as np
 import torch
 
-from dqnlab.replay import ReplayBuffer
+from dqnlab.engine.replay import Replay, bytes_per_transition
+from dqnlab.seeding import MemberDraws
 
 BATCH = 64
 
@@ -59,21 +62,26 @@ def main() -> None:
     for size in (1_000, 10_000, 50_000):
         states = rng.normal(size=(size + 1, 4)).astype(np.float32)
         memory = [[states[i], int(i % 2), 1.0, states[i + 1], False] for i in range(size)]
-        buffer = ReplayBuffer(size + args.calls * args.repeats, 4)
-        for s, a, r, s_, d in memory:
-            buffer.add(s, a, r, s_, d, False)
-        draw = np.random.default_rng(1)
+        replay = Replay(1, size + args.calls * args.repeats, 4, "cpu")
+        replay.obs[0, :size] = torch.from_numpy(states[:size])
+        replay.next_obs[0, :size] = torch.from_numpy(states[1:])
+        replay.action[0, :size] = torch.arange(size) % 2
+        replay.reward[0, :size] = 1.0
+        replay.cursor = replay.size = replay.added = size
+        draws = MemberDraws([1], "replay", BATCH)
+        one = [torch.from_numpy(states[:1]), torch.ones(1, dtype=torch.int64), torch.ones(1), torch.from_numpy(states[1:2]),
+               torch.zeros(1, dtype=torch.bool), torch.zeros(1, dtype=torch.bool)]  # fmt: skip
         tut, ours, tut_add, our_add = [], [], [], []
         for _ in range(args.repeats):  # interleaved, so both see the same machine load
             tut.append(timed(lambda: tutorial_sample(memory, BATCH), args.calls))
-            ours.append(timed(lambda: buffer.sample(BATCH, draw), args.calls))
+            ours.append(timed(lambda: replay.gather(replay.indices(draws.next())), args.calls))
             scratch = list(memory[:10])
             tut_add.append(timed(lambda: scratch.append([states[0], 1, 1.0, states[1], False]), args.calls))
-            our_add.append(timed(lambda: buffer.add(states[0], 1, 1.0, states[1], False, False), args.calls))
+            our_add.append(timed(lambda: replay.add(*one), args.calls))
         t, o = statistics.median(tut), statistics.median(ours)
         print(f"{size:>8} {t:>16.1f} {o:>14.1f} {t / o:>6.1f}x {statistics.median(tut_add):>13.2f} {statistics.median(our_add):>11.2f}")
     print(f"memory per transition: tutorial list {list_bytes_per_transition():.0f} bytes, "
-          f"dqnlab ring {ReplayBuffer(1, 4).bytes_per_transition} bytes")  # fmt: skip
+          f"dqnlab ring {bytes_per_transition(4)} bytes")  # fmt: skip
 
 
 def list_bytes_per_transition(count: int = 20_000) -> float:

@@ -55,19 +55,35 @@ def test_the_kernel_makes_the_reference_update(td_gradient, loss, n, batch_size)
     assert not torch.equal(fast.params.detach(), StackedQNetwork(networks(n)).params.detach())  # it did learn
 
 
-def test_fused_adam_is_torchs_adam_bit_for_bit():
+def test_fused_adam_is_torchs_adam_bit_for_bit_subnormal_moments_included():
+    """Ours flushes subnormals (one thread); torch's does not: the parameters still agree bit for bit,
+    with gradients small enough (1e-20, 1e-19 for some elements throughout) that Adam's second moment is subnormal."""
     rng = np.random.default_rng(0)
-    ours, theirs = (torch.nn.Parameter(torch.as_tensor(rng.normal(size=1000), dtype=torch.float32)) for _ in range(2))
+    ours, theirs = (torch.nn.Parameter(torch.as_tensor(rng.normal(size=4000), dtype=torch.float32)) for _ in range(2))
     theirs.data.copy_(ours.data)
-    grad = torch.zeros(1000)
+    grad = torch.zeros(4000)
     adam, reference = FusedAdam(ours.detach(), grad, 1e-3), torch.optim.Adam([theirs], lr=1e-3, fused=True)
-    for _ in range(50):
-        g = torch.as_tensor(rng.normal(size=1000) * rng.choice([1e-3, 1, 1e3]), dtype=torch.float32)
+    scale = torch.as_tensor(rng.choice([1e-30, 1e-20, 1e-19, 1e-3, 1, 1e3], size=4000), dtype=torch.float32)  # per element
+    for _ in range(60):
+        g = torch.as_tensor(rng.normal(size=4000), dtype=torch.float32) * scale
         grad.copy_(g)
         theirs.grad = g.clone()
         adam.step()
         reference.step()
         assert torch.equal(ours, theirs)
+    state = reference.state[theirs]["exp_avg_sq"]
+    assert ((state > 0) & (state < torch.finfo(torch.float32).tiny)).any()  # torch's moments did go subnormal
+    assert not ((adam.exp_avg_sq > 0) & (adam.exp_avg_sq < torch.finfo(torch.float32).tiny)).any()  # ours flushed them
+
+
+def test_flushed_subnormals_is_scoped_to_one_thread_and_restored():
+    from dqnlab import runtime
+
+    threads = torch.get_num_threads()
+    subnormal = torch.tensor([1e-39])
+    with runtime.flushed_subnormals(torch.device("cpu")):
+        assert torch.get_num_threads() == 1 and (subnormal * 1.0).item() == 0.0
+    assert torch.get_num_threads() == threads and (subnormal * 1.0).item() != 0.0
 
 
 def test_a_members_update_does_not_depend_on_its_companions():

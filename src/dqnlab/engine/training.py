@@ -125,7 +125,7 @@ def train_population(
     ledger = Ledger(len(configs), base.run.samples)
     callbacks = Callbacks(on_episode, on_progress, on_checkpoint, on_evaluation, progress_every)
     try:
-        _loop(configs, envs, network, memory, ledger, callbacks)
+        _loop(configs, envs, network, memory, ledger, callbacks, device)
     finally:
         envs.close()
     return [
@@ -143,6 +143,8 @@ def train_population(
 
 @dataclass(frozen=True)
 class Callbacks:
+    """What `train_population` reports to, as it goes."""
+
     on_episode: Callable[[int, EpisodeRecord], None] | None
     on_progress: Callable[[int], None] | None
     on_checkpoint: Callable[[int, int, QNetwork], None] | None
@@ -151,9 +153,9 @@ class Callbacks:
 
 
 def _loop(configs: list[Config], envs: MemberEnvs, network: StackedQNetwork, memory: Replay, ledger: Ledger,
-          callbacks: Callbacks) -> None:  # fmt: skip
+          callbacks: Callbacks, device: torch.device) -> None:  # fmt: skip
     """Step, store and learn until every member trained `run.samples` transitions or stopped."""
-    run, replay, n, device = configs[0].run, configs[0].replay, len(configs), memory.offsets.device
+    run, replay, n = configs[0].run, configs[0].replay, len(configs)
     seeds = [config.run.seed for config in configs]
     learner = Learner(network, configs[0].learner, replay.batch_size)
     explore = seeding.MemberDraws(seeds, "explore", 2, device)  # (N, 2) per step: a coin and a random action
