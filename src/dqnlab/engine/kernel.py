@@ -18,7 +18,7 @@ sizes costs as much as the arithmetic (benchmarks/RESULTS.md):
   parameters, so Adam is one fused kernel over one tensor, called directly
   (`FusedAdam`): `torch.optim.Adam`'s bookkeeping costs ~150 us a step and its
   first use imports torch._dynamo (~1 s). On the CPU it runs with subnormals
-  flushed (`runtime.flushed_subnormals`: up to 10x faster once Adam's moments
+  flushed (`runtime.elementwise`: up to 10x faster once Adam's moments
   underflow, the same numbers).
 
 The arithmetic is autograd's up to float summation order (one forward over
@@ -31,9 +31,9 @@ from __future__ import annotations
 import torch
 
 from dqnlab.config import LearnerConfig
-from dqnlab.engine.network import StackedQNetwork
+from dqnlab.engine.network import ALIGN, StackedQNetwork
 from dqnlab.engine.replay import Batch
-from dqnlab.runtime import flushed_subnormals
+from dqnlab.runtime import elementwise
 
 _threshold_backward = torch.ops.aten.threshold_backward.grad_input
 
@@ -56,11 +56,15 @@ class FusedAdam:
     @torch.no_grad()
     def step(self) -> None:
         self.steps.add_(1)
-        with flushed_subnormals(self.params.device):
-            torch._fused_adam_(
-                [self.params], [self.grad], [self.exp_avg], [self.exp_avg_sq], [], [self.steps], amsgrad=False,
-                lr=self.lr, beta1=self.BETAS[0], beta2=self.BETAS[1], weight_decay=0.0, eps=self.EPS, maximize=False,
-            )  # fmt: skip
+        elementwise(self._update, self.params.numel(), self.params.device, unit=ALIGN)
+
+    def _update(self, start: int, stop: int) -> None:
+        """Adam on elements [start, stop) of every tensor (the step count is shared)."""
+        part = [[t[start:stop]] for t in (self.params, self.grad, self.exp_avg, self.exp_avg_sq)]
+        torch._fused_adam_(
+            *part, [], [self.steps], amsgrad=False,
+            lr=self.lr, beta1=self.BETAS[0], beta2=self.BETAS[1], weight_decay=0.0, eps=self.EPS, maximize=False,
+        )  # fmt: skip
 
 
 class LearnStep:
