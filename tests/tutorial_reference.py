@@ -1,7 +1,7 @@
 """The tutorial's code, kept as close to the text as a runnable test allows.
 
-Used by tests/test_learner.py to prove that dqnlab's updates are the
-tutorial's, bit for bit, and by benchmarks/bench_vs_tutorial.py to time the
+Used by tests/test_learner.py to check that dqnlab's updates are the
+tutorial's (to float rounding), and by benchmarks/bench_train.py to time the
 tutorial's agent beside dqnlab's. Changes from the printed code: Gymnasium's
 5-value `step` (`done = terminated`, the same on unwrapped CartPole), the
 network and optimizer passed in rather than built inside, and the batch's
@@ -97,6 +97,3 @@ def run_agent(env, network, optimizer, samples: int, replay: bool, batch_size: i
         if done:
             scores.append(score)
     return scores
-
-
-

@@ -1,57 +1,30 @@
-"""Process-level settings: the torch device, a faster CPU allocator, subnormals flushed in Adam.
+"""Process-level settings: the torch device, and subnormals flushed in elementwise passes.
 
 `resolve_device` turns `run.device` into a torch device, refusing CUDA where
 there is none.
-
-Each learn step frees and reallocates a few multi-megabyte gradient and Adam
-temporaries. glibc's malloc hands blocks that large back to the kernel on
-free (mmap/munmap, heap trimming), so every step then page-faults the memory
-in again: about 1,000 minor faults per learn step on the tutorial network,
-which doubled the naive agent's step time (benchmarks/RESULTS.md). Raising
-glibc's mmap and trim thresholds keeps those blocks in the heap for reuse.
-It changes no numbers, only where memory comes from.
 
 Adam's second moment v = 0.999 v + 0.001 g^2 becomes subnormal (below 1.2e-38
 in float32) wherever gradients fall below ~1e-19, and a CPU computes on
 subnormals 10-100x slower: the naive agent's Adam step on the tutorial network
 grew from 0.3 ms to 3.4 ms within 1,500 samples. `elementwise` runs such a
 pass with subnormals flushed to zero (x86's FTZ/DAZ), on threads of its own,
-since the setting belongs to each thread. In Adam this cannot change a
-float32 update: the step divides by sqrt(v) + eps
-with eps = 1e-8, and a v below 1.2e-38 adds less than half a unit in the last
-place to eps (the training runs compared in benchmarks/RESULTS.md end with the
-same weights bit for bit).
+since the setting belongs to each thread. In Adam this leaves the weights as
+they are: the step divides by sqrt(v) + eps with eps = 1e-8, and a subnormal
+v adds less than half a unit in the last place to eps; a subnormal m moves a
+weight by less than 1e-33, below the last place of any weight larger than
+~1e-26. Every comparison made (tests/test_kernel.py, and the training runs in
+benchmarks/RESULTS.md) gave the same weights bit for bit.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import functools
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import numpy as np
-
 import torch
 
 from dqnlab.errors import DqnlabError
-
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
-
-
-@functools.cache
-def tune_allocator() -> bool:
-    """Keep large freed blocks in glibc's heap; True if applied (False elsewhere)."""
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name)
-        libc.gnu_get_libc_version  # only glibc has mallopt's thresholds  # noqa: B018
-        mallopt = libc.mallopt
-    except (OSError, AttributeError, TypeError):
-        return False
-    ok = mallopt(_M_MMAP_THRESHOLD, 32 << 20)  # 32 MiB: glibc's largest allowed value
-    return bool(ok and mallopt(_M_TRIM_THRESHOLD, 1 << 30))
 
 
 def resolve_device(name: str) -> torch.device:

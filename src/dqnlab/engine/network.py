@@ -14,7 +14,8 @@ to a multiple of `ALIGN` floats. So every block starts on a 64-byte boundary
 and the buffer's length is a multiple of `ALIGN`: elementwise kernels such as
 the fused Adam run every element through the same vectorized code, and member
 k's arithmetic is the same whatever N is and whoever its companions are
-(tests/test_engine.py checks it bit for bit).
+(tests/test_networks.py checks the layout, tests/test_kernel.py and
+tests/test_training.py the bit-for-bit result).
 """
 
 from __future__ import annotations

@@ -116,7 +116,6 @@ def train_population(
     memory in it.
     """
     base = check_population(configs)
-    runtime.tune_allocator()
     device = runtime.resolve_device(base.run.device)
     seeds = [config.run.seed for config in configs]
     envs = make_member_envs(base.env, seeds, device)

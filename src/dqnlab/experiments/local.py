@@ -28,11 +28,8 @@ FAULT_VARIABLE = "DQNLAB_KILL_WORKER_AT"  # a run key; its worker process exits 
 def _worker(connection: Connection, progress_every: int) -> None:
     import torch
 
-    from dqnlab import runtime
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it terminates us
     torch.set_num_threads(1)  # one thread per worker: workers, not threads, fill the cores
-    runtime.tune_allocator()
     while (task := connection.recv()) is not None:
         if os.environ.get(FAULT_VARIABLE) == task.key:  # tests kill a worker mid-sweep this way
             os._exit(70)
