@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -71,11 +72,13 @@ def test_a_seed_draws_the_same_random_numbers_in_any_population(monkeypatch):
     drawn.clear()
     train_population(members("replay", [3, 7], "run.samples=300"))
     among = dict(drawn)
-    for width in (2, 8):  # the exploration stream (coin, action) and the replay stream (batch of 8)
+    for width, stream in ((2, "explore"), (8, "replay")):  # (coin, action) per step; a batch of 8 per learn step
         (mine,) = [rows for rows in alone.values() if rows[0][1] == width]
         (theirs,) = [rows for rows in among.values() if rows[0][1] == width]
         assert len(mine) == len(theirs) > 0
         assert all(torch.equal(a[2][0], b[2][1]) for a, b in zip(mine, theirs))  # member 7: row 0 alone, row 1 among
+        expected = seeding.numpy_generator(7, stream).integers(0, seeding.HIGH, size=(len(mine), width))  # its own stream
+        assert np.array_equal(torch.stack([row[2][0] for row in mine]).numpy(), expected)
 
 
 def test_episode_starts_are_paired_across_agents_and_are_gymnasiums(monkeypatch):
