@@ -55,17 +55,17 @@ def test_the_kernel_makes_the_reference_update(td_gradient, loss, n, batch_size)
     assert not torch.equal(fast.params.detach(), StackedQNetwork(networks(n)).params.detach())  # it did learn
 
 
-@pytest.mark.parametrize("size", [4000, 3 << 20])  # on one thread, and shared out
-def test_fused_adam_is_torchs_adam_bit_for_bit_subnormal_moments_included(size):
+def test_fused_adam_is_torchs_adam_bit_for_bit_subnormal_moments_included():
     """Ours flushes subnormals (one thread); torch's does not: the parameters still agree bit for bit,
     with gradients small enough (1e-20, 1e-19 for some elements throughout) that Adam's second moment is subnormal."""
     rng = np.random.default_rng(0)
+    size = 4000
     ours, theirs = (torch.nn.Parameter(torch.as_tensor(rng.normal(size=size), dtype=torch.float32)) for _ in range(2))
     theirs.data.copy_(ours.data)
     grad = torch.zeros(size)
     adam, reference = FusedAdam(ours.detach(), grad, 1e-3), torch.optim.Adam([theirs], lr=1e-3, fused=True)
     scale = torch.as_tensor(rng.choice([1e-30, 1e-20, 1e-19, 1e-3, 1, 1e3], size=size), dtype=torch.float32)  # per element
-    for _ in range(60 if size < 10_000 else 8):
+    for _ in range(60):
         g = torch.as_tensor(rng.normal(size=size), dtype=torch.float32) * scale
         grad.copy_(g)
         theirs.grad = g.clone()
@@ -77,19 +77,13 @@ def test_fused_adam_is_torchs_adam_bit_for_bit_subnormal_moments_included(size):
     assert not ((adam.exp_avg_sq > 0) & (adam.exp_avg_sq < torch.finfo(torch.float32).tiny)).any()  # ours flushed them
 
 
-@pytest.mark.parametrize("size", [1000, 3 << 20])  # one part, and one part per torch thread
-def test_elementwise_passes_flush_subnormals_cover_the_range_and_restore_the_settings(size):
+def test_flushed_subnormals_is_scoped_to_one_thread_and_restored():
     from dqnlab import runtime
 
-    threads, subnormal, seen = torch.get_num_threads(), torch.tensor([1e-39]), []
-
-    def work(start, stop):
-        seen.append((start, stop, (subnormal * 1.0).item() == 0.0, torch.get_num_threads()))
-
-    runtime.elementwise(work, size, torch.device("cpu"), unit=16)
-    assert sorted(s[:2] for s in seen)[0][0] == 0 and sum(b - a for a, b, *_ in seen) == size
-    assert all(a % 16 == 0 for a, *_ in seen) and all(flushed and n == 1 for *_, flushed, n in seen)
-    assert len(seen) == (1 if size < runtime.PARALLEL_FROM else threads)
+    threads = torch.get_num_threads()
+    subnormal = torch.tensor([1e-39])
+    with runtime.flushed_subnormals(torch.device("cpu")):
+        assert torch.get_num_threads() == 1 and (subnormal * 1.0).item() == 0.0
     assert torch.get_num_threads() == threads and (subnormal * 1.0).item() != 0.0
 
 

@@ -17,9 +17,9 @@ sizes costs as much as the arithmetic (benchmarks/RESULTS.md):
 - gradients live in one flat buffer laid out like the network's flat
   parameters, so Adam is one fused kernel over one tensor, called directly
   (`FusedAdam`): `torch.optim.Adam`'s bookkeeping costs ~150 us a step and its
-  first use imports torch._dynamo (~1 s). On the CPU it runs with subnormals
-  flushed (`runtime.elementwise`: up to 10x faster once Adam's moments
-  underflow, the same numbers).
+  first use imports torch._dynamo (~1 s). On the CPU it runs on one thread
+  with subnormals flushed (`runtime.flushed_subnormals`: up to 10x faster
+  once Adam's moments underflow, the same numbers).
 
 The arithmetic is autograd's up to float summation order (one forward over
 both halves instead of two), so results agree with the reference within
@@ -31,9 +31,9 @@ from __future__ import annotations
 import torch
 
 from dqnlab.config import LearnerConfig
-from dqnlab.engine.network import ALIGN, StackedQNetwork
+from dqnlab.engine.network import StackedQNetwork
 from dqnlab.engine.replay import Batch
-from dqnlab.runtime import elementwise
+from dqnlab.runtime import flushed_subnormals
 
 _threshold_backward = torch.ops.aten.threshold_backward.grad_input
 
@@ -56,15 +56,11 @@ class FusedAdam:
     @torch.no_grad()
     def step(self) -> None:
         self.steps.add_(1)
-        elementwise(self._update, self.params.numel(), self.params.device, unit=ALIGN)
-
-    def _update(self, start: int, stop: int) -> None:
-        """Adam on elements [start, stop) of every tensor (the step count is shared)."""
-        part = [[t[start:stop]] for t in (self.params, self.grad, self.exp_avg, self.exp_avg_sq)]
-        torch._fused_adam_(
-            *part, [], [self.steps], amsgrad=False,
-            lr=self.lr, beta1=self.BETAS[0], beta2=self.BETAS[1], weight_decay=0.0, eps=self.EPS, maximize=False,
-        )  # fmt: skip
+        with flushed_subnormals(self.params.device):
+            torch._fused_adam_(
+                [self.params], [self.grad], [self.exp_avg], [self.exp_avg_sq], [], [self.steps], amsgrad=False,
+                lr=self.lr, beta1=self.BETAS[0], beta2=self.BETAS[1], weight_decay=0.0, eps=self.EPS, maximize=False,
+            )  # fmt: skip
 
 
 class LearnStep:
