@@ -17,9 +17,9 @@ sizes costs as much as the arithmetic (benchmarks/RESULTS.md):
 - gradients live in one flat buffer laid out like the network's flat
   parameters, so Adam is one fused kernel over one tensor, called directly
   (`FusedAdam`): `torch.optim.Adam`'s bookkeeping costs ~150 us a step and its
-  first use imports torch._dynamo (~1 s). On the CPU it runs on one thread
-  with subnormals flushed (`runtime.flushed_subnormals`: up to 10x faster
-  once Adam's moments underflow, the same numbers).
+  first use imports torch._dynamo (~1 s). On the CPU, below 2^20 floats, it
+  runs on one thread with subnormals flushed (`runtime.flushed_subnormals`:
+  up to 10x faster once Adam's moments underflow, the same numbers).
 
 The arithmetic is autograd's up to float summation order (one forward over
 both halves instead of two), so results agree with the reference within
@@ -27,6 +27,8 @@ float rounding, not bit for bit: tests/test_learner.py states the tolerance.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import torch
 
@@ -47,6 +49,12 @@ class FusedAdam:
     """
 
     BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, as the tutorial uses
+    # Below this many floats the pass runs on one thread with subnormals flushed: single
+    # runs up to a million parameters (the tutorial network has 530,000) and populations
+    # of small networks. Above it, the pass is memory-bound
+    # and wants all of torch's threads, which cannot flush (benchmarks/RESULTS.md,
+    # "Subnormals in Adam"). Either way gives the same numbers.
+    FLUSHED_BELOW = 1 << 20
 
     def __init__(self, params: torch.Tensor, grad: torch.Tensor, lr: float) -> None:
         self.params, self.grad, self.lr = params, grad, lr
@@ -56,7 +64,8 @@ class FusedAdam:
     @torch.no_grad()
     def step(self) -> None:
         self.steps.add_(1)
-        with flushed_subnormals(self.params.device):
+        one_thread = self.params.numel() < self.FLUSHED_BELOW
+        with flushed_subnormals(self.params.device) if one_thread else contextlib.nullcontext():
             torch._fused_adam_(
                 [self.params], [self.grad], [self.exp_avg], [self.exp_avg_sq], [], [self.steps], amsgrad=False,
                 lr=self.lr, beta1=self.BETAS[0], beta2=self.BETAS[1], weight_decay=0.0, eps=self.EPS, maximize=False,
