@@ -88,7 +88,7 @@ def reference_step(network: StackedQNetwork, optimizer: torch.optim.Optimizer, b
     """
     losses = td_loss(network, batch, config.gamma, config.td_gradient, config.loss)  # (N,)
     optimizer.zero_grad(set_to_none=False)
-    torch.where(alive, losses, 0.0).sum().backward()  # a dead member's loss adds nothing (and no NaN)
+    torch.where(alive, losses, 0.0).sum().backward()  # a dead member's loss, NaN or not, is left out
     optimizer.step()
     return losses.detach()
 
@@ -97,7 +97,7 @@ class Learner:
     """N members' stacked Q-networks: epsilon-greedy acting, and the TD update through the fast kernel."""
 
     def __init__(self, network: StackedQNetwork, config: LearnerConfig, batch_size: int) -> None:
-        self.network, self.config = network, config
+        self.network = network
         self.step = LearnStep(network, config, batch_size)
         self.explore_below = int(config.epsilon * HIGH)  # raw coin < this: a random action
 
