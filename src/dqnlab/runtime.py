@@ -7,8 +7,9 @@ Adam's second moment v = 0.999 v + 0.001 g^2 becomes subnormal (below 1.2e-38
 in float32) wherever gradients fall below ~1e-19, and a CPU computes on
 subnormals 10-100x slower: the naive agent's Adam step on the tutorial network
 grew from 0.3 ms to 3.4 ms within 1,500 samples. `flushed_subnormals` runs
-such a pass on one thread with subnormals flushed to zero (x86's FTZ/DAZ). In Adam this leaves the weights as
-they are: the step divides by sqrt(v) + eps with eps = 1e-8, and a subnormal
+such a pass on one thread with subnormals flushed to zero (x86's FTZ/DAZ).
+In Adam this leaves the weights as they are: the step divides by
+sqrt(v) + eps with eps = 1e-8, and a subnormal
 v adds less than half a unit in the last place to eps; a subnormal m moves a
 weight by less than 1e-33, below the last place of any weight larger than
 ~1e-26. Every comparison made (tests/test_kernel.py, and the training runs in

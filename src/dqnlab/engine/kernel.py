@@ -51,21 +51,21 @@ class FusedAdam:
     BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, as the tutorial uses
     # Below this many floats the pass runs on one thread with subnormals flushed: single
     # runs up to a million parameters (the tutorial network has 530,000) and populations
-    # of small networks. Above it, the pass is memory-bound
-    # and wants all of torch's threads, which cannot flush (benchmarks/RESULTS.md,
-    # "Subnormals in Adam"). Either way gives the same numbers.
+    # of small networks. Above it, the pass is memory-bound and wants all of torch's
+    # threads, which cannot flush (benchmarks/RESULTS.md, "Subnormals in Adam").
+    # Either way gives the same numbers.
     FLUSHED_BELOW = 1 << 20
 
     def __init__(self, params: torch.Tensor, grad: torch.Tensor, lr: float) -> None:
         self.params, self.grad, self.lr = params, grad, lr
         self.exp_avg, self.exp_avg_sq = torch.zeros_like(params), torch.zeros_like(params)  # (P,) Adam's moments
         self.steps = torch.zeros((), dtype=torch.float32, device=params.device)  # as torch keeps it for fused Adam
+        self.flushed = params.numel() < self.FLUSHED_BELOW
 
     @torch.no_grad()
     def step(self) -> None:
         self.steps.add_(1)
-        one_thread = self.params.numel() < self.FLUSHED_BELOW
-        with flushed_subnormals(self.params.device) if one_thread else contextlib.nullcontext():
+        with flushed_subnormals(self.params.device) if self.flushed else contextlib.nullcontext():
             torch._fused_adam_(
                 [self.params], [self.grad], [self.exp_avg], [self.exp_avg_sq], [], [self.steps], amsgrad=False,
                 lr=self.lr, beta1=self.BETAS[0], beta2=self.BETAS[1], weight_decay=0.0, eps=self.EPS, maximize=False,

@@ -31,9 +31,9 @@ import torch
 
 from dqnlab.errors import DqnlabError
 
-FIELDS = ("obs", "action", "reward", "next_obs", "terminated", "truncated")
 DTYPES = {"obs": torch.float32, "action": torch.int64, "reward": torch.float32,
           "next_obs": torch.float32, "terminated": torch.bool, "truncated": torch.bool}  # fmt: skip
+FIELDS = tuple(DTYPES)  # a transition's fields, in Batch's order
 
 
 class Batch(NamedTuple):
