@@ -5,10 +5,10 @@ at most `size` members; each population is one `train_population` call (the
 engine every backend uses, here with N > 1) in this process, using all the
 torch threads it is given (or the GPU that `run.device` names). Members write
 ordinary run directories through `RunWriter`, exactly as single runs do, so
-resume, `report` and everything downstream read them unchanged. A population that raises marks each of its
-members failed and the sweep goes on; Ctrl-C leaves each member's finished
-episodes on disk without result.json, so the next run of the command redoes
-them.
+resume, `report` and everything downstream read them unchanged. A
+population that raises marks each of its members failed and the sweep goes
+on; Ctrl-C leaves each member's finished episodes on disk without
+result.json, so the next run of the command redoes them.
 """
 
 from __future__ import annotations
