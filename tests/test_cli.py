@@ -36,7 +36,7 @@ def test_train_writes_a_complete_run_directory(trained):
     config = config_from_dict(json.loads((out / "config.json").read_text()))
     assert (config.agent, config.run.seed, config.run.samples, config.network.hidden) == ("naive", 3, 300, (16,))
     rows = list(csv.DictReader((out / "episodes.csv").open()))
-    assert list(rows[0]) == ["episode", "samples", "score", "length", "high_score", "learn_steps", "wall_seconds", "td_loss"]
+    assert list(rows[0]) == ["episode", "samples", "score", "length", "terminated", "high_score", "learn_steps", "wall_seconds", "td_loss"]
     assert int(rows[-1]["samples"]) <= 300 and int(rows[-1]["learn_steps"]) == int(rows[-1]["samples"])
     result = json.loads((out / "result.json").read_text())
     assert result["status"] == "complete" and result["episodes"] == len(rows) and result["learn_steps"] == 300
@@ -248,7 +248,7 @@ def test_episodes_csv_on_disk_is_always_whole(tmp_path):
 
     writer = RunWriter(tmp_path, Config(), flush_seconds=3600)
     for i in range(5):
-        writer.episode(EpisodeRecord(i, 10 * (i + 1), 10.0, 10, 10.0, 0, 0.1, None))
+        writer.episode(EpisodeRecord(i, 10 * (i + 1), 10.0, 10, 1, 10.0, 0, 0.1, None))
     assert (tmp_path / "episodes.csv").read_text().count("\n") == 1  # header only: not yet flushed
     writer.close()
     rows = list(csv.DictReader((tmp_path / "episodes.csv").open()))

@@ -172,7 +172,7 @@ def test_failures_do_not_stop_the_sweep(tmp_path, monkeypatch):
     broken = json.loads((run_dir_for(tmp_path, "broken", 1) / "result.json").read_text())
     assert "unknown environment 'NoSuchEnv-v0'" in broken["error"]
     assert "replay/seed-000: failed" in runs["excluded"]
-    assert any(line.startswith("3 of 6 runs are left out of the statistics") for line in summary["conclusion"])
+    assert any(line.startswith("3 of 6 runs are left out of the per-variant figures") for line in summary["conclusion"])
 
 
 def test_compare_command_line(tmp_path):

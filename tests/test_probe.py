@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 
@@ -18,7 +19,9 @@ from dqnlab.engine.network import QNetwork, build_network
 from dqnlab.probe.commands import write_handset_run
 from dqnlab.probe.probeset import GRID, ProbeSet, activations, build_probe_set
 from dqnlab.probe.report import probe_run
-from dqnlab.probe.stability import compare_patterns
+from dqnlab.analysis.detectors import KEYS, repurposing, stability_numbers
+from dqnlab.probe.stability import (DEAD, LIVE, NEAR, THRESHOLD, Stability, classify, compare_networks, compare_patterns,
+                                    matched_null, relative_change)
 from dqnlab.probe.units import describe, lifetime_sparsity, unit_stats
 from dqnlab.rundir import save_weights
 
@@ -87,17 +90,134 @@ def test_selectivity_is_the_treves_rolls_sparsity():
     assert sparsity[1] == pytest.approx(1.0) and sparsity[2] == pytest.approx(1.0)  # to one state only
 
 
-def test_repurposing_is_zero_for_identical_checkpoints_and_finds_a_scrambled_unit(probe):
+def test_identical_checkpoints_give_no_repurposing_no_weight_change_and_a_zero_null(probe):
     network = build_network(4, 2, (16, 8), torch.Generator().manual_seed(0))
-    first = activations(network, probe.states)[0]
-    scrambled = build_network(4, 2, (16, 8), torch.Generator().manual_seed(0))
+    result = compare_networks([0, 1000], [network, copy.deepcopy(network)], probe.states)
+    assert result.real.repurposed.tolist() == [[0, 0]] and result.null.repurposed.tolist() == [[0, 0]]
+    assert result.real.share == 0.0 and result.null.share == 0.0 and result.excess_share == 0.0
+    assert result.weight_change.tolist() == [0.0] and result.layer_weight_change.tolist() == [[0.0, 0.0, 0.0]]
+    null = matched_null(network, network, torch.Generator().manual_seed(0))
+    assert all(torch.equal(a, b) for a, b in zip(null.parameters(), network.parameters()))  # zero-norm noise: no move at all
+    live = result.real.classes[0][0] == LIVE
+    assert np.allclose(result.real.correlations[0][0][live], 1.0) and live.sum() == result.real.live[0, 0] > 0
+
+
+def test_a_negated_unit_is_repurposed(probe):
+    network = build_network(4, 2, (16, 8), torch.Generator().manual_seed(0))
+    negated = copy.deepcopy(network)
     with torch.no_grad():  # unit 5 of layer 0 now fires where it was silent
-        scrambled.layers[0].weight[5] *= -1
-        scrambled.layers[0].bias[5] *= -1
-    result = compare_patterns([0, 1000, 2000], [first, first, activations(scrambled, probe.states)[0]])
-    assert result.repurposed[0].tolist() == [0, 0]  # identical checkpoints
-    assert result.repurposed[1, 0] == 1 and np.nanargmin(result.correlations[0][1]) == 5
-    assert result.correlations[0][0][~np.isnan(result.correlations[0][0])].min() == pytest.approx(1.0)
+        negated.layers[0].weight[5] *= -1
+        negated.layers[0].bias[5] *= -1
+    result = compare_networks([0, 1000, 2000], [network, network, negated], probe.states)
+    assert result.real.repurposed[:, 0].tolist() == [0, 1] and result.real.classes[0][1, 5] == LIVE
+    assert np.nanargmin(result.real.correlations[0][1]) == 5 and result.real.correlations[0][1, 5] < THRESHOLD
+    assert result.weight_change[0] == 0.0 and result.layer_weight_change[1, 1:].tolist() == [0.0, 0.0]  # only layer 0 moved
+
+
+def test_unit_classes_on_hand_built_activations():
+    fires = np.zeros((200, 6))  # (S=200, 6): the number of states on which each unit fires, at the start
+    for unit, count in enumerate((0, 200, 1, 2, 200, 0)):
+        fires[:count, unit] = 1.0
+    start, end = fires.copy(), fires.copy()
+    end[:, 1] = 0.0  # unit 1 fires everywhere at the start, nowhere at the end: dead
+    end[:, 5] = 1.0  # unit 5 fires nowhere at the start, everywhere at the end: dead
+    end[:, 4] = 0.0
+    end[:1, 4] = 1.0  # unit 4: one state of 200 at the end (0.005 < 0.01): near-silent
+    assert classify(start, end).tolist() == [DEAD, DEAD, NEAR, LIVE, NEAR, DEAD]  # unit 3: 2 of 200 = 0.01 is not below
+    comparison = compare_patterns([[start]], [[end]])
+    assert (comparison.dead.tolist(), comparison.near_silent.tolist(), comparison.live.tolist()) == ([[3]], [[2]], [[1]])
+
+
+def hand_built_stability() -> Stability:
+    """Two intervals; layer 0 has four units, layer 1 two; shares and counts worked out in the comments."""
+    p = np.linspace(0.0, 1.0, 200)  # (S=200,): fires on 199 states
+    zero, one_state = np.zeros(200), np.eye(200)[0]  # silent; fires on 1 state of 200 (near-silent)
+    layer1 = np.stack([p, zero], axis=1)  # (S, 2): unit 0 unchanged and live, unit 1 dead throughout
+    first = [np.stack([p, p, p, one_state], axis=1), layer1]
+    second = [np.stack([2 * p, 1 - p, zero, p], axis=1), layer1]  # r = 1, r = -1, dead, near-silent at the start
+    third = [np.stack([1 - p, 1 - p, zero, p], axis=1), layer1]  # r = -1, r = 1, dead, r = 1
+    # real: interval 0 repurposes 1 of 3 live units (layer 0: 2, layer 1: 1), interval 1 1 of 4 (3 + 1): 2 / 7
+    real = compare_patterns([first, second], [second, third])
+    null_ends = [[np.stack([p, p, p, p], axis=1), layer1], [np.stack([1 - p, p, zero, 1 - p], axis=1), layer1]]
+    # null: interval 0 repurposes 0 of 4 live (3 + 1), interval 1 3 of 4 (unit 2 is dead; 3 + 1): 3 / 8
+    null = compare_patterns([first, second], null_ends)
+    return Stability((0, 100, 200), real, null, np.array([0.1, 0.3]), np.array([[0.1, 0.1], [0.3, 0.3]]))
+
+
+def test_shares_are_repurposed_live_units_over_live_units_on_a_hand_built_case():
+    result = hand_built_stability()
+    assert result.real.repurposed.tolist() == [[1, 0], [1, 0]] and result.real.live.tolist() == [[2, 1], [3, 1]]
+    assert result.real.dead.tolist() == [[1, 1], [1, 1]] and result.real.near_silent.tolist() == [[1, 0], [0, 0]]
+    assert result.null.repurposed.tolist() == [[0, 0], [3, 0]] and result.null.live.tolist() == [[3, 1], [3, 1]]
+    assert result.real.interval_shares.tolist() == pytest.approx([1 / 3, 1 / 4])
+    assert result.real.share == pytest.approx(2 / 7) and result.null.share == pytest.approx(3 / 8)
+    assert result.excess_share == pytest.approx(2 / 7 - 3 / 8) and result.total == 2
+    assert stability_numbers(result) == pytest.approx({
+        "repurposed_share": 2 / 7, "null_repurposed_share": 3 / 8, "excess_repurposed_share": 2 / 7 - 3 / 8,
+        "relative_weight_change": 0.2, "dead_units": 2.0, "near_silent_units": 0.5,
+    })  # fmt: skip
+    assert tuple(stability_numbers(result)) == KEYS
+
+
+def test_the_null_moves_each_tensor_as_far_as_the_real_change_and_repeats_for_a_seed():
+    before = build_network(4, 2, (16, 8), torch.Generator().manual_seed(0))
+    after = build_network(4, 2, (16, 8), torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        after.layers[2].bias.copy_(before.layers[2].bias)  # one tensor that did not change
+    null = matched_null(before, after, torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        for (name, start), end, moved in zip(before.named_parameters(), after.parameters(), null.parameters()):
+            real_norm = float(torch.linalg.vector_norm(end - start))
+            assert float(torch.linalg.vector_norm(moved - start)) == pytest.approx(real_norm, rel=1e-5, abs=1e-7), name
+    assert torch.equal(null.layers[2].bias, before.layers[2].bias)
+    again = matched_null(before, after, torch.Generator().manual_seed(7))
+    other = matched_null(before, after, torch.Generator().manual_seed(8))
+    assert all(torch.equal(a, b) for a, b in zip(null.parameters(), again.parameters()))
+    assert not torch.equal(null.layers[0].weight, other.layers[0].weight)
+    scaled = copy.deepcopy(before)
+    with torch.no_grad():
+        for parameter in scaled.parameters():
+            parameter.mul_(1.5)
+    total, layers = relative_change(before, scaled)
+    assert total == pytest.approx(0.5) and layers.tolist() == pytest.approx([0.5, 0.5, 0.5])
+
+
+def noise_moved(network: QNetwork, scale: float, generator: torch.Generator) -> QNetwork:
+    """`network` moved by Gaussian noise of norm `scale` x each tensor's norm."""
+    moved = copy.deepcopy(network)
+    with torch.no_grad():
+        for parameter in moved.parameters():
+            noise = torch.randn(parameter.shape, generator=generator)
+            parameter.add_(noise * (scale * parameter.norm() / noise.norm()))
+    return moved
+
+
+def test_random_weight_noise_repurposes_units_but_no_more_than_its_null(probe):
+    generator = torch.Generator().manual_seed(100)
+    networks = [build_network(4, 2, (64, 64), torch.Generator().manual_seed(0))]
+    for _ in range(3):  # the "real" change of each interval is itself random noise of 30% of weight scale
+        networks.append(noise_moved(networks[-1], 0.3, generator))
+    result = compare_networks([0, 1, 2, 3], networks, probe.states)
+    assert result.weight_change.tolist() == pytest.approx([0.3, 0.3, 0.3], rel=1e-4)
+    assert result.real.share > 0.04 and result.null.share > 0.04  # ~30 repurposed of ~310 live unit-intervals
+    assert abs(result.excess_share) < 0.05  # the null accounts for them: no excess
+    again = compare_networks([0, 1, 2, 3], networks, probe.states)
+    assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(again.null.correlations, result.null.correlations))
+
+
+def test_repurposing_per_run_leaves_out_runs_without_an_interval(tmp_path):
+    from dqnlab.analysis.runs import Run
+
+    run_dirs = {("hand", seed): write_handset_run(tmp_path / f"hand-{seed}") for seed in (0, 1)}
+    for seed, checkpoints in ((0, (1000, 2000)), (1, (1000,))):  # seed 1: one checkpoint, at the final sample count
+        (run_dirs[("hand", seed)] / "checkpoints").mkdir()
+        for samples in checkpoints:
+            save_weights(handset_network(), run_dirs[("hand", seed)] / "checkpoints" / f"samples-{samples:09d}.pt")
+    runs = [Run("hand", 0, "complete", {"samples": 0}, {}, {}), Run("hand", 1, "complete", {"samples": 1000}, {}, {})]
+    numbers = repurposing(tmp_path / "out", runs, run_dirs)
+    assert list(numbers) == [("hand", 0)] and tuple(numbers[("hand", 0)]) == KEYS
+    assert numbers[("hand", 0)] == {key: 0.0 for key in KEYS}  # two identical checkpoints: nothing moved, all four units live
+    assert (tmp_path / "out" / "probe" / "probe_set.npz").is_file()
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +241,9 @@ def test_the_report_files_exist_and_reference_only_existing_images(handset_repor
     assert html.count("data:image/png;base64,") == 3 and 'src="http' not in html and "src='" not in html
     assert json.loads((out / "probe.json").read_text()) == report
     assert report["layers"][0]["width"] == 4 and report["stability"]["total_repurposed"] == 0  # hand-set: nothing moved
+    assert report["stability"]["null_total_repurposed"] == 0 and report["stability"]["weight_change"] == [0.0]  # zero-norm null
+    assert report["stability"]["live"] == [[4]] and report["stability"]["repurposed_share"] == 0.0
+    assert "live units were repurposed 0 times in 4 live unit-intervals (share 0), against 0 in 4 (share 0)" in markdown
 
 
 def test_the_hand_set_network_is_probed_as_any_other(handset_report):
@@ -134,7 +257,7 @@ def test_command_line_and_bad_input(handset_report, tmp_path):
     run, _ = handset_report
     result = CliRunner().invoke(cli, ["probe", str(run), "--out", str(tmp_path / "p"), "--probe-set", str(run / "probe" / "probe_set.npz")])
     assert result.exit_code == 0, result.output
-    assert "layer 0: 4 units, 0 dead" in result.stdout and "0 units repurposed over 1 checkpoint interval" in result.stdout
+    assert "layer 0: 4 units, 0 dead" in result.stdout and "0 repurposings of live units over 1 checkpoint interval (matched random-noise null: 0)" in result.stdout
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "config.json").write_text((run / "config.json").read_text())  # a run that never finished
@@ -166,7 +289,7 @@ def test_handset_writes_a_run_that_play_plays(tmp_path):
     assert again.exit_code == 2 and "pass --overwrite" in again.stderr
 
 
-def test_compare_counts_repurposed_units_per_variant_with_one_shared_probe_set(tmp_path):
+def test_compare_gives_every_run_its_detector_measures_with_one_shared_probe_set(tmp_path):
     from dqnlab.analysis.report import build_report
     from dqnlab.experiments.compare import compare
     from dqnlab.experiments.spec import build_experiment
@@ -174,8 +297,9 @@ def test_compare_counts_repurposed_units_per_variant_with_one_shared_probe_set(t
     experiment = build_experiment("tutorial", 600, 2, None, {"network": {"hidden": [8]}, "run": {"checkpoint_every": 200}})
     summary = compare(experiment, tmp_path, workers=2, quiet=True, backend="population")
     for variant in ("naive", "replay"):
-        assert summary["variants"][variant]["measures"]["repurposed_units"]["n"] == 2
-    assert any(row["measure"] == "repurposed_units" for row in summary["comparisons"])
+        for key in KEYS:  # every detector measure, for both seeds
+            assert summary["variants"][variant]["measures"][key]["n"] == 2, key
+    assert any(row["measure"] == "excess_repurposed_share" for row in summary["comparisons"])
     shared = tmp_path / "probe" / "probe_set.npz"
     before = shared.read_bytes()
     assert ProbeSet.load(shared).env_id == "CartPole-v1"

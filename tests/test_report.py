@@ -27,7 +27,7 @@ from dqnlab.analysis.formatting import fmt, interval
 from dqnlab.analysis.render import render_html, render_markdown
 from dqnlab.analysis.report import build_report
 from dqnlab.analysis.runs import Run, load_experiment
-from dqnlab.analysis.summary import HEADLINE, MEASURES
+from dqnlab.analysis.measures import COMPARED, HEADLINE, MEASURES
 from dqnlab.cli import cli
 from dqnlab.experiments.compare import compare
 from dqnlab.experiments.spec import build_experiment
@@ -36,8 +36,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PLOT_NAMES = {"curves.png", "strips.png", "measures.png"}
 VARIANTS = {"naive": {"agent": "naive"}, "replay": {"agent": "replay", "replay": {"batch_size": 8, "warmup": 8}}}
 # numbers the report's fixed prose states (95% CIs, the middle 50%, 0.5 and p < 0.05, the paper's year,
-# the final 20% of the budget, collapses at 12): everything else must come from summary.json
-PROSE_NUMBERS = {"95", "50", "0.5", "0.05", "2021", "20", "12"}
+# the final 20% of the budget, collapses at 12, rates per 1,000 samples): everything else must come from summary.json
+PROSE_NUMBERS = {"95", "50", "0.5", "0.05", "2021", "20", "12", "1,000"}
 
 
 def tiny_experiment(samples: int = 300, seeds: int = 3, eval_every: int | None = 100):
@@ -144,9 +144,11 @@ def test_every_variant_measure_is_shown_as_in_summary_json(summary, markdown, re
 
 def test_every_comparison_is_shown_as_in_summary_json(summary, markdown, report):
     text = html_text(report)
-    assert len(summary["comparisons"]) == len(HEADLINE)
+    measured = [key for key in COMPARED if any(b["measures"][key].get("n") for b in summary["variants"].values())]
+    assert [row["measure"] for row in summary["comparisons"]] == measured
     for row in summary["comparisons"]:
-        cells = (interval(row["p_b_better"], row["low"], row["high"]), fmt(row["sign_test_p"]),
+        cells = (interval(row["win_rate"], row["win_low"], row["win_high"]), interval(row["p_b_better"], row["low"], row["high"]),
+                 fmt(row["sign_test_p"]), fmt(row["holm_p"]),
                  f"{fmt(row['b_wins'])} / {fmt(row['a_wins'])} / {fmt(row['ties'])}")  # fmt: skip
         start = f"| {row['b']} vs {row['a']} | {summary['measures'][row['measure']]['label']} | "
         line = next(line for line in markdown.splitlines() if line.startswith(start))
@@ -263,13 +265,14 @@ def test_a_variant_whose_runs_all_failed_is_reported_as_excluded(results, tmp_pa
 
 
 def test_a_single_seed_too_short_to_finish_an_episode_still_reports(tmp_path):
+    """Five samples and no episode ended: no failure in the budget, and no episode to score."""
     out = tmp_path / "short"
     summary = compare(tiny_experiment(samples=5, seeds=1, eval_every=None), out, workers=1, quiet=True)
-    assert all(block["n"] == 0 for block in summary["variants"].values())
+    for block in summary["variants"].values():
+        assert block["n"] == 1 and block["measures"]["failure_rate"]["iqm"] == 0.0
+        assert block["measures"]["episode_score"] == {"n": 0, "undefined": 1}
     markdown = (out / "summary.md").read_text(encoding="utf-8")
-    assert summary["runs"]["no_episodes"] == 2
-    assert summary["conclusion"][0].startswith("2 of 2 runs are left out") and "2 finished no episode" in markdown
-    assert "No usable runs." in markdown
+    assert summary["limits"]["episodes"] == 0 and "No run is excluded from the statistics." in markdown
     assert {p.name for p in (out / "plots").iterdir()} == {"curves.png", "measures.png"}  # no episode to strip
     page = (out / "report.html").read_text(encoding="utf-8")
     assert len(png_images(page)) == 2 and "(No plot: nothing to draw.)" in page

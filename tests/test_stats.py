@@ -4,10 +4,13 @@ import numpy as np
 import pytest
 
 from dqnlab.analysis.stats import (
+    StatisticsInputError,
     aggregate,
     bootstrap_ci,
+    holm,
     iqm,
     paired_probability_of_improvement_ci,
+    paired_win_rate_ci,
     probability_of_improvement,
     wins,
 )
@@ -175,41 +178,60 @@ def test_paired_ci_of_degenerate_comparisons(x, y, expected):
     assert paired_probability_of_improvement_ci(x, y, reps=300) == expected
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_paired_ci_contains_the_estimate(seed):
+def _cross_seed_reference(x, y) -> float:
+    """P(X > Y) over pairs of different seeds, by a double loop."""
+    scores = [1.0 if x[i] > y[j] else 0.5 if x[i] == y[j] else 0.0 for i in range(len(x)) for j in range(len(y)) if i != j]
+    return sum(scores) / len(scores)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_paired_ci_is_the_cross_seed_estimate_and_contains_it(seed):
     rng = np.random.default_rng(seed)
-    y = rng.normal(size=15)
-    x = y + rng.normal(loc=0.3, size=15)
-    estimate, low, high = paired_probability_of_improvement_ci(x, y, reps=1000)
-    assert estimate == pytest.approx(probability_of_improvement(x, y))
-    assert low < estimate < high
+    count = int(rng.integers(3, 16))
+    y = rng.normal(size=count).round(1)  # rounding makes ties
+    x = y + rng.normal(loc=rng.uniform(-1, 1), scale=rng.uniform(0.05, 2), size=count).round(1)
+    estimate, low, high = paired_probability_of_improvement_ci(x, y, reps=500, rng=np.random.default_rng(seed))
+    assert estimate == pytest.approx(_cross_seed_reference(x, y))
+    assert low <= estimate <= high
 
 
-def test_paired_ci_keeps_seeds_paired():
-    # x[k] = y[k] + 1 with y spread 10 apart: x[a] > y[b] exactly when a >= b.
-    # A resample drawing seed k c_k times scores (sum c_k^2 + (n^2 - sum c_k^2) / 2) / n^2
-    # = 1/2 + sum c_k^2 / (2 n^2) >= 1/2 + 1/(2n): every paired resample beats 0.5.
-    # Resampling x and y independently can draw x from low seeds and y from high
-    # ones and fall well below 0.5, so this bound tells the two schemes apart.
-    count = 5
-    y = 10.0 * np.arange(count)  # (n,)
-    x = y + 1.0  # (n,)
-    estimate, low, high = paired_probability_of_improvement_ci(x, y, reps=2000)
-    assert estimate == pytest.approx(0.5 + 1 / (2 * count))  # 15 of 25 pairs: 0.6
-    assert low >= 0.5 + 1 / (2 * count) - 1e-12
-    assert high <= 1.0
+def test_x_half_above_y_over_10_seeds_the_reviewer_case():
+    """x = y + 0.5 with y ten apart: every seed pair is won, across seeds it is a coin flip, and each CI holds its estimate."""
+    y = 10.0 * np.arange(10)
+    x = y + 0.5
+    assert paired_probability_of_improvement_ci(x, y) == (0.5, 0.5, 0.5)  # x[a] > y[b] exactly when a > b, for a != b
+    assert paired_win_rate_ci(x, y) == (1.0, 1.0, 1.0)
+    assert probability_of_improvement(x, y) == pytest.approx(0.55)  # the diagonal's 10 wins are what inflated it
 
-    rng = np.random.default_rng(0)
-    unpaired = [
-        probability_of_improvement(x[rng.integers(0, count, count)], y[rng.integers(0, count, count)])
-        for _ in range(2000)
-    ]
-    assert np.percentile(unpaired, 2.5) < 0.5  # the independent scheme would have failed the bound
+
+def test_paired_win_rate_counts_ties_half_and_its_ci_contains_it():
+    x, y = np.array([2.0, 1.0, 3.0, 3.0]), np.array([1.0, 2.0, 3.0, 0.0])  # win, loss, tie, win
+    estimate, low, high = paired_win_rate_ci(x, y, reps=500)
+    assert estimate == pytest.approx(2.5 / 4)
+    assert low <= estimate <= high and 0.0 <= low and high <= 1.0
 
 
 def test_paired_ci_with_x_one_above_y_within_a_narrow_spread_is_always_one():
     y = np.array([0.0, 0.2, 0.5, 0.9])  # spread < 1, so every x[k] = y[k] + 1 beats every y
     assert paired_probability_of_improvement_ci(y + 1.0, y, reps=500) == (1.0, 1.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    "pvalues, expected",
+    [
+        ([0.01, 0.04, 0.03, 0.5], [0.04, 0.09, 0.09, 0.5]),  # sorted 0.01 0.03 0.04 0.5 times 4 3 2 1, then running max
+        ([0.2], [0.2]),
+        ([0.5, 0.6], [1.0, 1.0]),  # capped at 1
+        ([0.0, 1.0], [0.0, 1.0]),
+    ],
+)
+def test_holm_known_values(pvalues, expected):
+    assert holm(pvalues).tolist() == pytest.approx(expected)
+
+
+def test_holm_refuses_what_is_not_a_p_value():
+    with pytest.raises(StatisticsInputError, match="p-values"):
+        holm([0.1, 1.5])
 
 
 # --- wins -----------------------------------------------------------------

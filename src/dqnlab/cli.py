@@ -202,7 +202,8 @@ def play_command(run_dir, episodes, seed, max_steps, gif, gif_frames, device):
 @click.option("--experiment", "experiment_file", type=click.Path(dir_okay=False), default=None, help="TOML experiment file: preset, samples, seeds, [common.*] and [variants.NAME] tables.")
 @click.option("--preset", type=click.Choice(list(PRESETS)), default=None, help="Base configuration of every variant [default: tutorial].")
 @click.option("--samples", type=int, default=None, help="Sample budget of every run [default: the preset's].")
-@click.option("--seeds", type=int, default=None, help="Paired seeds 0..N-1 per variant [default: 10].")
+@click.option("--seeds", type=int, default=None, help="Paired seeds per variant: FIRST..FIRST+N-1 [default: 10].")
+@click.option("--first-seed", type=click.IntRange(min=0), default=None, help="The first of --seeds N consecutive seeds [default: 0]. Use seeds no setting was tuned on.")
 @click.option("--variant", "variants", multiple=True, metavar="NAME:KEY=VALUE,...", help="A variant, e.g. replay16:replay.batch_size=16,replay.warmup=16 or slow:agent=naive,learner.lr=1e-5. Repeatable [default: naive and replay].")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help="A setting shared by every variant, as a TOML literal. Repeatable.")
 @click.option("--eval-every", type=click.IntRange(min=1), default=None, help="Greedy evaluation every K samples (run.eval_every), reported beside training scores.")
@@ -214,7 +215,7 @@ def play_command(run_dir, episodes, seed, max_steps, gif, gif_frames, device):
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Results directory [default: results/compare-PRESET]. Rerunning the same command there resumes.")
 @click.option("--overwrite", is_flag=True, help="Replace a results directory that holds a different experiment.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the conclusion.")
-def compare_command(experiment_file, preset, samples, seeds, variants, overrides, eval_every, backend, address, population_size, device, workers, out, overwrite, quiet):
+def compare_command(experiment_file, preset, samples, seeds, first_seed, variants, overrides, eval_every, backend, address, population_size, device, workers, out, overwrite, quiet):
     """Train variants x paired seeds and compare them per episode, per sample and per second.
 
     Seed k gives every variant the same initial weights and environment starts.
@@ -225,6 +226,12 @@ def compare_command(experiment_file, preset, samples, seeds, variants, overrides
     if population_size is not None and backend == "local":
         raise DqnlabError("--population-size applies to --backend population or ray only")
     overrides = (*overrides, *([f"run.device={device}"] if device else []))
+    if first_seed is not None:
+        if seeds is None:
+            raise DqnlabError("--first-seed needs --seeds N (the number of consecutive seeds)")
+        if seeds < 1:
+            raise DqnlabError(f"--seeds must be >= 1; got {seeds}")
+        seeds = list(range(first_seed, first_seed + seeds))
     experiment = _build_experiment(experiment_file, preset, samples, seeds, variants, overrides, eval_every)
     out = Path(out or f"results/compare-{experiment.preset}")
     summary = compare(

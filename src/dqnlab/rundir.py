@@ -123,13 +123,16 @@ class RunWriter:
         (self.path / CHECKPOINTS).mkdir(exist_ok=True)
         save_weights(network, self.path / CHECKPOINTS / CHECKPOINT_FILE.format(samples))
 
-    def finish(self, result: TrainResult, backend: str = "single") -> dict[str, Any]:
-        """Write episodes, weights (and the replay memory, if the result kept it), then result.json last."""
+    def finish(self, result: TrainResult, backend: str = "single", clock: str = "own") -> dict[str, Any]:
+        """Write episodes, weights (and the replay memory, if the result kept it), then result.json last.
+
+        `clock` says what the run's wall seconds measure (see `summarize`).
+        """
         self.close()
         save_weights(result.network, self.path / WEIGHTS)
         if result.replay is not None:
             result.replay.save(self.path / REPLAY)
-        summary = summarize(result, backend)
+        summary = summarize(result, backend, clock)
         atomic_write_text(self.path / RESULT, json.dumps(summary, indent=2) + "\n")
         return summary
 
@@ -155,6 +158,7 @@ def train_into(
     on_progress: Callable[[int], None] | None = None,
     tensorboard: bool = False,
     save_replay: bool = False,
+    clock: str = "own",
 ) -> tuple[TrainResult, dict[str, Any]]:
     """Train `config` into the (prepared, empty) `run_dir`; returns the result and result.json's content.
 
@@ -176,7 +180,7 @@ def train_into(
     except BaseException:
         writer.close()
         raise
-    return result, writer.finish(result)
+    return result, writer.finish(result, clock=clock)
 
 
 def write_failure(run_dir: Path, error: BaseException | str) -> None:
@@ -190,8 +194,19 @@ def _tensorboard_writer(path: Path):
     return require_tensorboard()(log_dir=str(path))
 
 
-def summarize(result: TrainResult, backend: str = "single") -> dict[str, Any]:
-    """The run's totals, as written to result.json; `backend`: "single" or "population" (what its clock means)."""
+CLOCKS = ("own", "shared")
+
+
+def summarize(result: TrainResult, backend: str = "single", clock: str = "own") -> dict[str, Any]:
+    """The run's totals, as written to result.json.
+
+    `backend`: "single" or "population". `clock`: "own" when the run's wall
+    seconds are one agent's alone on its own core; "shared" when it shared its
+    clock (a population of several members, or more workers than cores), so
+    its seconds measure the batch, not one agent.
+    """
+    if clock not in CLOCKS:
+        raise ValueError(f"clock must be one of {CLOCKS}; got {clock!r}")
     episodes = result.episodes
     return {
         "status": result.status,
@@ -200,6 +215,7 @@ def summarize(result: TrainResult, backend: str = "single") -> dict[str, Any]:
         "episodes": len(episodes),
         "high_score": max((e.score for e in episodes), default=None),
         "unfinished_episode": {"score": result.unfinished_score, "length": result.unfinished_length},
+        "first_reached": {f"{r.score:g}": {"samples": r.samples, "wall_seconds": round(r.wall_seconds, 3)} for r in result.reached},
         "learn_steps": result.learn_steps,
         "transitions_processed": result.transitions_processed,
         "wall_seconds": round(result.wall_seconds, 3),
@@ -211,6 +227,7 @@ def summarize(result: TrainResult, backend: str = "single") -> dict[str, Any]:
         "device": result.device,
         "threads": result.threads,
         "backend": backend,
+        "clock": clock,
         "population": result.population,
         "torch_version": torch.__version__,
         "dqnlab_version": __version__,

@@ -1,35 +1,76 @@
-"""Detector stability across an experiment: repurposed units per run, from checkpoints.
+"""Detector stability across an experiment: each run's repurposed share, against a matched null, from checkpoints.
 
 When runs were trained with checkpoints (`--set run.checkpoint_every=K`),
-every run is probed with one shared probe set, so the counts compare across
+every run is probed with one shared probe set, so the numbers compare across
 variants and seeds: it is built once from the final networks of each
-variant's first finished seed and kept as OUT/probe/probe_set.npz. A run's
-measure is the number of repurposing events (a unit whose activation pattern
-correlates below 0.5 with the previous checkpoint's) summed over its
-intervals and layers. Runs of one experiment share the checkpoint cadence,
-so the counts are comparable.
+variant's first finished seed and kept as OUT/probe/probe_set.npz.
+
+A unit is repurposed at an interval when its activation pattern on the probe
+set correlates below 0.5 with the previous checkpoint's. Random weight
+change alone repurposes units by that test, so each interval also has a
+matched null: the start network moved by random noise of the same norm,
+tensor by tensor (see `dqnlab.probe.stability`). Dead and near-silent units
+(firing on < 1% of probe states at an end) are counted apart and never
+enter the shares. A run's numbers pool all its intervals and hidden layers.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
+
+import numpy as np
 
 from dqnlab.analysis.runs import Run
 from dqnlab.probe.probeset import ProbeSet, build_probe_set
 from dqnlab.probe.report import PROBE, PROBE_SET
-from dqnlab.probe.stability import stability
+from dqnlab.probe.stability import Stability, stability
 from dqnlab.rundir import checkpoints, load_run_network
 
+KEYS = ("repurposed_share", "null_repurposed_share", "excess_repurposed_share", "relative_weight_change",
+        "dead_units", "near_silent_units")  # fmt: skip
 
-def repurposing(out: str | Path, runs: list[Run], run_dirs: dict[tuple[str, int], Path]) -> dict[tuple[str, int], float]:
-    """Repurposing events per finished run with checkpoints: {(variant, seed): count}; empty if no run has any.
 
-    A run's final weights count as its last checkpoint, so one saved checkpoint already gives an interval.
+def repurposing(out: str | Path, runs: list[Run], run_dirs: dict[tuple[str, int], Path]) -> dict[tuple[str, int], dict[str, float]]:
+    """{(variant, seed): {key: value for key in KEYS}} per finished run with an interval to compare; empty if none has.
+
+    A run's final weights count as its last checkpoint, so one saved checkpoint already gives an interval;
+    a run whose checkpoints give no interval is left out. See `stability_numbers` for what each key means.
     """
     usable = [run for run in runs if run.usable and len(checkpoints(run_dirs[(run.variant, run.seed)])) >= 1]
     if not usable:
         return {}
+    probe = _shared_probe_set(out, usable, run_dirs)
+    numbers = {}
+    for run in usable:
+        run_dir = run_dirs[(run.variant, run.seed)]
+        _, network = load_run_network(run_dir)
+        change = stability(run_dir, probe, network.obs_dim, network.n_actions, int(run.result.get("samples", 0)) or None)
+        if change is not None:
+            numbers[(run.variant, run.seed)] = stability_numbers(change)
+    return numbers
+
+
+def stability_numbers(change: Stability) -> dict[str, float]:
+    """One run's measures, pooled over its intervals and hidden layers.
+
+    repurposed_share: repurposed live unit-intervals / live unit-intervals (nan without live units);
+    null_repurposed_share: the same for the matched random-noise null;
+    excess_repurposed_share: repurposed_share - null_repurposed_share;
+    relative_weight_change: mean over intervals of ||theta_end - theta_start|| / ||theta_start||;
+    dead_units, near_silent_units: mean count per interval, all hidden layers together.
+    """
+    return {
+        "repurposed_share": change.real.share,
+        "null_repurposed_share": change.null.share,
+        "excess_repurposed_share": change.excess_share,
+        "relative_weight_change": float(np.mean(change.weight_change)),
+        "dead_units": float(change.real.dead.sum(axis=1).mean()),
+        "near_silent_units": float(change.real.near_silent.sum(axis=1).mean()),
+    }
+
+
+def _shared_probe_set(out: str | Path, usable: list[Run], run_dirs: dict[tuple[str, int], Path]) -> ProbeSet:
+    """OUT/probe/probe_set.npz if it is for this environment, else built from each variant's first run and saved."""
     path = Path(out) / PROBE / PROBE_SET
     first = {}
     for run in usable:
@@ -41,10 +82,4 @@ def repurposing(out: str | Path, runs: list[Run], run_dirs: dict[tuple[str, int]
         probe = build_probe_set(networks, config.env, seed=0)
         path.parent.mkdir(parents=True, exist_ok=True)
         probe.save(path)
-    counts = {}
-    for run in usable:
-        run_dir = run_dirs[(run.variant, run.seed)]
-        _, network = load_run_network(run_dir)
-        change = stability(run_dir, probe, network.obs_dim, network.n_actions, int(run.result.get("samples", 0)) or None)
-        counts[(run.variant, run.seed)] = float(change.total) if change is not None else math.nan
-    return counts
+    return probe

@@ -1,8 +1,10 @@
 """The report's three figures, drawn from summary.json (and, for the strips, the runs' episodes).
 
-- `curves.png`: the tutorial's three views of learning side by side (per
-  episode, per sample, per wall-clock second): IQM with its 95% CI band and
-  the mean, per variant; greedy evaluations as markers on the samples panel.
+- `curves.png`: the tutorial's three views of learning side by side: the
+  score per episode, and failures per 1,000 samples over a trailing window
+  per sample and per agent-second (counting every sample, an unfinished
+  episode's included); IQM with its 95% CI band and the mean, per variant;
+  greedy evaluations (scores) as markers on a second axis of the samples panel.
 - `strips.png`: every episode of every seed, coloured by its score, so that a
   collapse (a run of scores <= 12 after learning) is visible where an
   average would smooth it away.
@@ -33,7 +35,7 @@ from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator, ScalarFo
 
 from dqnlab.analysis.metrics import CURVE_WINDOW, FORGETTING_LOW
 from dqnlab.analysis.runs import Run
-from dqnlab.analysis.summary import HEADLINE
+from dqnlab.analysis.measures import HEADLINE
 
 PLOTS = "plots"
 DPI = 120
@@ -41,10 +43,11 @@ PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e
 # axis key in summary["curves"] -> (panel title, x label)
 AXES = {
     "episode": ("Reward per episode", "episode"),
-    "samples": ("Reward per sample", "environment samples"),
-    "seconds": ("Reward per wall-clock second", "wall-clock seconds"),
+    "samples": ("Failures", "environment samples"),
+    "seconds": ("Failures against time", "one agent's wall-clock seconds"),
 }
 SCORE_LABEL = f"training score ({CURVE_WINDOW}-episode moving average)"
+RATE_LABEL = "failures per 1,000 samples (lower is better)"
 SCORE_FLOOR = 8.0  # no CartPole episode scores less: the bottom of the strips' colour scale
 STRIP_BINS = 900  # columns per strip: about one per pixel of the panel
 NO_METADATA = {"Software": None}  # no matplotlib version stamp: the same data gives the same bytes
@@ -104,22 +107,24 @@ def plot_curves(summary: dict[str, Any]) -> Figure:
     """Three panels: IQM line with 95% CI band and dashed mean per variant, on each of the tutorial's axes."""
     colors = variant_colors(summary)
     figure = new_figure(15, 5.2)
-    axes = figure.subplots(1, 3, sharey=True)
+    axes = figure.subplots(1, 3)
     curved, evaluated = set(), set()
+    window = summary["limits"].get("rate_window") or 0
     for ax, (axis, (title, xlabel)) in zip(axes, AXES.items()):
         for name, curve in summary["curves"].get(axis, {}).items():
             if _draw_curve(ax, curve, colors.get(name, "0.3")):
                 curved.add(name)
-        if axis == "samples":
-            evaluated = _draw_evaluations(ax, summary.get("evaluation") or {}, colors, summary["experiment"]["samples"])
+        if axis == "samples" and summary.get("evaluation"):
+            twin = ax.twinx()
+            evaluated = _draw_evaluations(twin, summary["evaluation"], colors, summary["experiment"]["samples"])
+            twin.set_ylabel("greedy evaluation score (diamonds)")
         if not ax.has_data():
             _say_empty(ax, "no usable runs")
             ax.set_xticks([])
-        ax.set_title(title)
+        ax.set_title(title if axis == "episode" else f"{title}, over the trailing {window:,.0f} samples", fontsize=11)
         ax.set_xlabel(xlabel)
+        ax.set_ylabel(SCORE_LABEL if axis == "episode" else RATE_LABEL)
         ax.grid(alpha=0.3)
-        ax.tick_params(labelleft=True)  # sharey hides the inner panels' labels; keep them readable
-    axes[0].set_ylabel(SCORE_LABEL)
     entries = [_legend_entries(name, color, name in curved, name in evaluated) for name, color in colors.items()]
     entries = [row for row in entries if row]
     if entries:
@@ -132,7 +137,7 @@ def plot_curves(summary: dict[str, Any]) -> Figure:
         axes[0].set_yticks([])
         figure.suptitle("Training score: no usable runs to draw")
     else:
-        figure.suptitle(f"Training score over {_seed_counts(summary)}: IQM (line) with 95% bootstrap CI (band), mean (dashed)")
+        figure.suptitle(f"Training over {_seed_counts(summary)}: IQM (line) with 95% bootstrap CI (band), mean (dashed)")
     return figure
 
 
@@ -286,7 +291,9 @@ def plot_measures(summary: dict[str, Any]) -> Figure:
         ax.grid(axis="x", alpha=0.3)
         if not drawn:
             _say_empty(ax, "no usable runs")
-    axes[-1].set_xlabel("score (higher is better)")
+    for ax, key in zip(axes, HEADLINE):
+        higher = summary["measures"][key]["higher_is_better"]
+        ax.set_xlabel("score (higher is better)" if higher else "failures per 1,000 samples (lower is better)", fontsize=8)
     handles = [  # legend proxies drawn like the marks: a dot on a thick bar, a hollow diamond on a thin one
         Line2D([], [], color="0.35", marker="o", markersize=7, linewidth=5, label="IQM, 95% CI"),
         Line2D([], [], color="0.35", marker="D", markersize=6, markerfacecolor="white", linewidth=1.5, label="mean, 95% CI"),

@@ -1,65 +1,31 @@
 """summary.json in words and tables: summary.md and a self-contained report.html.
 
 Both are rendered from one document (`document(summary)`: headings,
-paragraphs, lists, tables, figures), so the two files always say the same
-thing. Every number in them is formatted by `fmt` from a value in the
+paragraphs, lists, tables, figures; `analysis.blocks`), so the two files
+always say the same thing. Every number in them is formatted by `fmt` from a value in the
 summary, so a test can recompute each displayed number from summary.json;
 the conclusion's sentences come ready-made from `summary["conclusion"]`.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
+from dqnlab.analysis.blocks import Block, Bullets, Figure, Heading, Paragraph, Table, blocks_html, blocks_markdown
 from dqnlab.analysis.formatting import MISSING, fmt, interval
-from dqnlab.analysis.summary import HEADLINE
+from dqnlab.analysis.measures import FORGETTING, HEADLINE, RATES, describe_rate
 
 NOT_REACHED = "not reached by the median run"
-NO_PLOT = "(No plot: nothing to draw.)"
 FIGURES = {  # file in plots/ -> caption
-    "curves.png": "Training score per episode, per environment sample and per wall-clock second: "
-    "IQM over seeds with its 95% CI (band) and the mean (dashed); diamonds: greedy evaluations.",
+    "curves.png": "Training per episode (score), per environment sample and per agent-second (failures per 1,000 "
+    "samples over a trailing window; lower is better): IQM over seeds with its 95% CI (band) and the mean (dashed); "
+    "diamonds: greedy evaluations.",
     "measures.png": "Headline measures: IQM (dot, thick bar) and mean (diamond, thin bar) with 95% CIs.",
     "strips.png": "Every training episode of every seed, coloured by its score (red: 12 or less).",
 }
 
 
 # ---------------------------------------------------------------- the document
-
-
-@dataclass(frozen=True)
-class Heading:
-    level: int
-    text: str
-
-
-@dataclass(frozen=True)
-class Paragraph:
-    text: str
-
-
-@dataclass(frozen=True)
-class Bullets:
-    items: tuple[str, ...]
-    css: str = ""
-
-
-@dataclass(frozen=True)
-class Table:
-    headers: tuple[str, ...]
-    rows: tuple[tuple[str, ...], ...]
-
-
-@dataclass(frozen=True)
-class Figure:
-    name: str  # file name in plots/
-    caption: str
-
-
-Block = Heading | Paragraph | Bullets | Table | Figure
 
 
 def document(summary: dict[str, Any]) -> list[Block]:
@@ -72,6 +38,7 @@ def document(summary: dict[str, Any]) -> list[Block]:
     blocks += _measures(summary)
     blocks += _reach(summary)
     blocks += _comparisons(summary)
+    blocks += _clocks(summary)
     blocks += _evaluation(summary)
     blocks += [Heading(2, "Stability per seed"), Figure("strips.png", FIGURES["strips.png"])]
     blocks += _how_to_read(summary)
@@ -113,7 +80,7 @@ def _setup(summary: dict[str, Any]) -> list[Block]:
 def _measures(summary: dict[str, Any]) -> list[Block]:
     groups = {
         "Headline measures": [key for key in HEADLINE if key in summary["measures"]],
-        "Forgetting": [key for key, m in summary["measures"].items() if m["axis"] == "forgetting"],
+        "Forgetting": [key for key in FORGETTING if key in summary["measures"]],
         "Cost": [key for key, m in summary["measures"].items() if m["axis"] == "cost"],
         "Detector stability (runs with checkpoints)": [
             key for key, m in summary["measures"].items()
@@ -123,7 +90,10 @@ def _measures(summary: dict[str, Any]) -> list[Block]:
     better = {True: "higher", False: "lower", None: MISSING}
     blocks: list[Block] = [
         Heading(2, "Measures per variant"),
-        Paragraph("Over the runs that finished their budget: IQM and mean, each with its 95% bootstrap CI; n runs."),
+        Paragraph("Over the runs that finished their budget: IQM and mean, each with its 95% bootstrap CI; n runs "
+                  "where the measure is defined (collapses are undefined for a run that never reached 200). A failure "
+                  "is an episode the environment terminated; failures per 1,000 samples count every sample, those of "
+                  "an episode still running at the end included, and 1,000 / rate is the mean samples per failure."),
     ]
     for title, keys in groups.items():
         if not keys:
@@ -132,15 +102,13 @@ def _measures(summary: dict[str, Any]) -> list[Block]:
         for key in keys:
             for name, variant in summary["variants"].items():
                 m = variant.get("measures", {}).get(key, {})
-                rows.append((summary["measures"][key]["label"], name, interval(m.get("iqm"), m.get("iqm_low"), m.get("iqm_high")),
+                iqm = interval(m.get("iqm"), m.get("iqm_low"), m.get("iqm_high"))
+                if key in RATES and describe_rate(m):
+                    iqm += f" ({describe_rate(m)})"
+                rows.append((summary["measures"][key]["label"], name, iqm,
                              interval(m.get("mean"), m.get("mean_low"), m.get("mean_high")), fmt(m.get("n", 0)),
                              better[summary["measures"][key]["higher_is_better"]]))  # fmt: skip
         blocks += [Heading(3, title), Table(("measure", "variant", "IQM [95% CI]", "mean [95% CI]", "n", "better"), tuple(rows))]
-    censored = [(name, v["final_censored_runs"]) for name, v in summary["variants"].items() if v.get("final_censored_runs")]
-    if censored:
-        which = ", ".join(f"{fmt(count)} run(s) of {name}" for name, count in censored)
-        blocks.append(Paragraph(f"Final score is a lower bound for {which}: one episode outlasted the final 20% of the "
-                                "budget, so the score of the episode still running at the end stands in."))  # fmt: skip
     blocks.append(Figure("measures.png", FIGURES["measures.png"]))
     return blocks
 
@@ -158,9 +126,10 @@ def _reach(summary: dict[str, Any]) -> list[Block]:
         return [Heading(2, "Time to reach a score"), Paragraph("No usable runs.")]
     return [
         Heading(2, "Time to reach a score"),
-        Paragraph("When a run first finished an episode with at least this score. A run that never did counts as "
-                  "infinitely late, so the median is honest and is missing when most runs never got there."),  # fmt: skip
-        Table(("variant", "score at least", "runs that reached it", "median samples", "median seconds"), tuple(rows)),
+        Paragraph("The sample at which a run's running episode first reached this score (not the end of that "
+                  "episode), and one agent's seconds to that sample. A run that never did counts as infinitely late, "
+                  "so the median is honest and is missing when most runs never got there."),  # fmt: skip
+        Table(("variant", "score at least", "runs that reached it", "median samples", "median agent-seconds"), tuple(rows)),
     ]
 
 
@@ -172,11 +141,32 @@ def _comparisons(summary: dict[str, Any]) -> list[Block]:
     for row in summary["comparisons"]:
         a, b = row["a"], row["b"]
         verdict = "inconclusive" if row["verdict"] == "inconclusive" else f"{row['verdict']} is better"
-        rows.append((f"{b} vs {a}", summary["measures"][row["measure"]]["label"], interval(row["p_b_better"], row["low"], row["high"]),
-                     f"{fmt(row['b_wins'])} / {fmt(row['a_wins'])} / {fmt(row['ties'])}", fmt(row["n_pairs"]),
-                     fmt(row["sign_test_p"]), verdict))  # fmt: skip
-    headers = ("b vs a", "measure", "P(b better) [95% CI]", "b wins / a wins / ties", "pairs", "sign test p", "verdict")
+        pairs = fmt(row["n_pairs"]) + "".join(
+            f", {fmt(row[key])} {words}" for key, words in (("diverged_pairs", "with a diverged run"), ("undefined_pairs", "left out"))
+            if row.get(key))  # fmt: skip
+        rows.append((f"{b} vs {a}", summary["measures"][row["measure"]]["label"],
+                     interval(row["win_rate"], row["win_low"], row["win_high"]), interval(row["p_b_better"], row["low"], row["high"]),
+                     f"{fmt(row['b_wins'])} / {fmt(row['a_wins'])} / {fmt(row['ties'])}", pairs,
+                     fmt(row["sign_test_p"]), fmt(row["holm_p"]), verdict))  # fmt: skip
+    headers = ("b vs a", "measure", "paired win rate of b [95% CI]", "P(b better) across seeds [95% CI]",
+               "b wins / a wins / ties", "pairs", "sign test p", "Holm-adjusted p", "verdict")  # fmt: skip
     return blocks + [Table(headers, tuple(rows))]
+
+
+def _clocks(summary: dict[str, Any]) -> list[Block]:
+    rows = []
+    for name, clock in (summary.get("clocks") or {}).items():
+        rate = clock.get("population_member_samples_per_second")
+        rows.append((name, clock["how"], fmt(rate) if rate else MISSING))
+    if not rows:
+        return []
+    return [
+        Heading(2, "Clocks"),
+        Paragraph("Per-second figures are one agent's seconds alone on one core, whichever backend trained the runs. "
+                  "Runs that shared a clock (population members, more runs than cores) are mapped onto a timing run of "
+                  "their variant; a population's own clock measures throughput and is shown apart."),  # fmt: skip
+        Table(("variant", "agent-seconds obtained by", "population throughput (member-samples per second)"), tuple(rows)),
+    ]
 
 
 def _evaluation(summary: dict[str, Any]) -> list[Block]:
@@ -204,17 +194,20 @@ def _how_to_read(summary: dict[str, Any]) -> list[Block]:
             "IQM (interquartile mean) is the mean of the middle 50% of runs: robust to a few outlier runs, "
             "less noisy than the median.",
             "Every [low, high] is a 95% percentile-bootstrap confidence interval over seeds.",
-            "P(b > a) is the probability of improvement of rliable (Agarwal et al. 2021): the chance that b scores "
-            "higher than a on a run; ties count one half. Its CI comes from a paired bootstrap over shared seeds.",
-            "A verdict needs both: the CI of P(b > a) excludes 0.5, and a two-sided sign test on the paired wins "
-            "gives p < 0.05. Otherwise the comparison is inconclusive.",
-            "Diverged, failed, incomplete and missing runs are excluded from the statistics and counted above.",
+            "The paired win rate is how often, seed by seed, b did better than a on its own seed (ties count one "
+            "half): the comparison the paired design makes. P(b better) across seeds is the probability of "
+            "improvement of rliable (Agarwal et al. 2021) between runs of different seeds; same-seed pairs are left "
+            "out of it and of its paired bootstrap.",
+            "A verdict needs a two-sided sign test on the paired wins with p < 0.05 after Holm-Bonferroni adjustment "
+            "across the pair's measures; otherwise the comparison is inconclusive.",
+            "Diverged runs are left out of the per-variant figures and enter the paired comparisons as the worst "
+            "outcome; failed, incomplete and missing runs are excluded and counted above.",
+            "A failure is an episode the environment terminated (on CartPole: the pole fell or the cart left the "
+            "track), never a time limit. Failure rates count every sample, so an episode still running when the "
+            "budget ends counts fully instead of being left out or counted by its score so far.",
             f"Common windows: per-episode measures use the first {fmt(limits['episodes'])} episodes and per-second "
-            f"measures the first {fmt(limits['seconds'])} wall-clock seconds, the most every usable run reached; "
-            f"per-sample measures use the whole budget of {fmt(limits['budget'])} samples.",
-            "Wall-clock seconds depend on how runs were computed: "
-            + "; ".join(f"{name}: {how}" for name, how in summary.get("backends", {}).items())
-            + ". Single runs each had one core; members of a population share the population's clock.",
+            f"measures the first {fmt(limits['seconds'])} agent-seconds, the most every usable run reached; "
+            f"per-sample measures use the budget of {fmt(limits['budget'])} samples.",
         )),  # fmt: skip
     ]
 
@@ -255,78 +248,6 @@ def render_markdown(summary: dict[str, Any], plots: Iterable[str] | None = None)
     return blocks_markdown(document(summary), plots)
 
 
-def blocks_markdown(blocks: Sequence[Block], plots: Iterable[str] | None = None, folder: str = "plots") -> str:
-    """Markdown for a document; `plots` names the image files in `folder` that exist."""
-    available = set(plots or ())
-    lines: list[str] = []
-    for block in blocks:
-        if isinstance(block, Heading):
-            lines += ["#" * block.level + " " + block.text, ""]
-        elif isinstance(block, Paragraph):
-            lines += [block.text, ""]
-        elif isinstance(block, Bullets):
-            lines += [f"- {item}" for item in block.items] + [""]
-        elif isinstance(block, Table):
-            lines += [_md_row(block.headers), "|" + "---|" * len(block.headers)]
-            lines += [_md_row(row) for row in block.rows] + [""]
-        elif isinstance(block, Figure) and plots is not None:
-            shown = f"![{block.caption}]({folder}/{block.name})" if block.name in available else NO_PLOT
-            lines += [shown, ""]
-    return "\n".join(lines).rstrip() + "\n"
-
-
-def _md_row(cells: Iterable[str]) -> str:
-    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
-
-
-CSS = """
-body { font: 15px/1.5 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; color: #1d232a;
-       max-width: 1180px; margin: 2rem auto; padding: 0 1.2rem; background: #fff; }
-h1 { font-size: 1.7rem; margin-bottom: 0.4rem; }
-h2 { font-size: 1.3rem; margin-top: 2.2rem; border-bottom: 1px solid #d5dae0; padding-bottom: 0.2rem; }
-h3 { font-size: 1.05rem; margin-top: 1.4rem; }
-ul.conclusion { background: #f3f7fb; border-left: 4px solid #1f77b4; padding: 0.8rem 1rem 0.8rem 2rem; }
-ul.conclusion li { margin: 0.3rem 0; }
-table { border-collapse: collapse; margin: 0.6rem 0 1rem; font-variant-numeric: tabular-nums; font-size: 0.92rem; }
-th, td { border: 1px solid #d5dae0; padding: 0.3rem 0.6rem; text-align: left; vertical-align: top; }
-th { background: #eef1f4; }
-tr:nth-child(even) td { background: #fafbfc; }
-figure { margin: 1rem 0 1.6rem; }
-figure img { max-width: 100%; height: auto; border: 1px solid #e3e6ea; }
-figcaption { color: #56606b; font-size: 0.9rem; margin-top: 0.3rem; }
-"""
-
-
 def render_html(summary: dict[str, Any], images: Mapping[str, bytes]) -> str:
     """report.html: one file, inline CSS, the PNGs embedded as data URIs; nothing is fetched from anywhere."""
     return blocks_html(document(summary), images)
-
-
-def blocks_html(blocks: Sequence[Block], images: Mapping[str, bytes]) -> str:
-    """A self-contained HTML page for a document; its first heading is the title."""
-    e = html.escape
-    title = next(block.text for block in blocks if isinstance(block, Heading))
-    body: list[str] = []
-    for block in blocks:
-        if isinstance(block, Heading):
-            body.append(f"<h{block.level}>{e(block.text)}</h{block.level}>")
-        elif isinstance(block, Paragraph):
-            body.append(f"<p>{e(block.text)}</p>")
-        elif isinstance(block, Bullets):
-            css = f' class="{e(block.css)}"' if block.css else ""
-            body.append(f"<ul{css}>" + "".join(f"<li>{e(item)}</li>" for item in block.items) + "</ul>")
-        elif isinstance(block, Table):
-            head = "".join(f"<th>{e(cell)}</th>" for cell in block.headers)
-            rows = "".join("<tr>" + "".join(f"<td>{e(cell)}</td>" for cell in row) + "</tr>" for row in block.rows)
-            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
-        elif isinstance(block, Figure) and block.name in images:
-            data = base64.b64encode(images[block.name]).decode("ascii")
-            body.append(f'<figure><img src="data:image/png;base64,{data}" alt="{e(block.caption)}">'
-                        f"<figcaption>{e(block.caption)}</figcaption></figure>")  # fmt: skip
-        elif isinstance(block, Figure):
-            body.append(f"<p>{e(NO_PLOT)}</p>")
-    return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{e(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n" + "\n".join(body) + "\n</body>\n</html>\n"
-    )

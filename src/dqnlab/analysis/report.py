@@ -9,7 +9,7 @@ from typing import Any
 from dqnlab.analysis.detectors import repurposing
 from dqnlab.analysis.plots import write_plots
 from dqnlab.analysis.render import render_html, render_markdown
-from dqnlab.analysis.runs import load_experiment
+from dqnlab.analysis.runs import load_experiment, load_timings
 from dqnlab.analysis.summary import summarize
 from dqnlab.experiments.runner import run_dir_for
 from dqnlab.rundir import atomic_write_text
@@ -29,7 +29,7 @@ def build_report(out: str | Path) -> dict[str, Any]:
     out = Path(out)
     experiment, runs = load_experiment(out)
     run_dirs = {(run.variant, run.seed): run_dir_for(out, run.variant, run.seed) for run in runs}
-    summary = summarize(experiment, runs, repurposing(out, runs, run_dirs))
+    summary = summarize(experiment, runs, repurposing(out, runs, run_dirs), load_timings(out, experiment))
     atomic_write_text(out / SUMMARY_JSON, json.dumps(summary, indent=2) + "\n")
     plots = write_plots(out, summary, runs)
     atomic_write_text(out / SUMMARY_MD, render_markdown(summary, plots=[path.name for path in plots]))

@@ -10,8 +10,11 @@ from typing import Any
 
 import numpy as np
 
+from dqnlab.analysis.clocks import Timing
+from dqnlab.config import config_to_dict
 from dqnlab.errors import DqnlabError
-from dqnlab.experiments.runner import EXPERIMENT, run_dir_for
+from dqnlab.experiments.clock import timing_config
+from dqnlab.experiments.runner import EXPERIMENT, clock_file_for, run_dir_for
 from dqnlab.experiments.spec import Experiment
 from dqnlab.rundir import EPISODES, EVALUATIONS, RESULT
 
@@ -73,3 +76,13 @@ def load_experiment(out: str | Path) -> tuple[Experiment, list[Run]]:
         raise DqnlabError(f"{path} is not valid JSON: {error}") from None
     runs = [load_run(run_dir_for(out, v.name, seed), v.name, seed) for v, seed in experiment.runs()]
     return experiment, runs
+
+
+def load_timings(out: str | Path, experiment: Experiment) -> dict[str, Timing]:
+    """Each variant's timing run (experiments.clock), where one exists for the experiment's current settings."""
+    timings = {}
+    for variant in experiment.variants:
+        timing = Timing.load(clock_file_for(Path(out), variant.name))
+        if timing is not None and timing.config == config_to_dict(timing_config(experiment, variant.name)):
+            timings[variant.name] = timing
+    return timings

@@ -21,6 +21,14 @@ same numbers alone and beside any companions, on every backend.
 
 Wall-clock seconds are the population's clock: a member's episode that ended
 at step t is stamped with the time the whole population took to reach step t.
+With N > 1 that measures the batch, not one agent; the backends say so in
+result.json ("clock": "shared") and analysis maps such runs onto one agent's
+clock (`dqnlab.analysis.clocks`).
+
+Each member also records whether each episode was terminated (a failure on
+CartPole) or truncated, and the sample at which its running episode first
+reached each score of `REACH_SCORES`, so that measures need not wait for an
+episode to end.
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ from dqnlab.config import Config
 from dqnlab.engine.envs import EnvSpec, MemberEnvs, make_member_envs
 from dqnlab.engine.learner import Learner
 from dqnlab.engine.network import QNetwork, StackedQNetwork, build_network
-from dqnlab.engine.records import Divergence, EpisodeRecord, EvaluationRecord, TrainResult
+from dqnlab.engine.records import REACH_SCORES, Divergence, EpisodeRecord, EvaluationRecord, Reached, TrainResult
 from dqnlab.engine.replay import Replay
 from dqnlab.errors import DqnlabError
 from dqnlab.play import play
@@ -132,7 +140,7 @@ def train_population(
             config=config, spec=envs.spec, network=network.member(k), episodes=tuple(ledger.episodes[k]),
             evaluations=tuple(ledger.evaluations[k]), samples=int(ledger.stopped_at[k]),
             learn_steps=int(ledger.learn_steps[k]), unfinished_score=float(ledger.score[k]),
-            unfinished_length=int(ledger.length[k]), wall_seconds=float(ledger.seconds[k]),
+            unfinished_length=int(ledger.length[k]), reached=ledger.reached_by(k), wall_seconds=float(ledger.seconds[k]),
             divergence=ledger.divergences[k], replay=memory.member(k) if keep_replay else None,
             replay_capacity=memory.capacity, device=str(device), threads=torch.get_num_threads(), population=len(configs),
         )  # fmt: skip
@@ -179,7 +187,7 @@ def _loop(configs: list[Config], envs: MemberEnvs, network: StackedQNetwork, mem
                     alive = torch.as_tensor(ledger.alive, device=device)  # (N,)
         outcome = torch.stack((step.reward, step.terminated.float(), step.truncated.float())).cpu().numpy()  # (3, N)
         ended = (outcome[1] > 0) | (outcome[2] > 0)  # (N,) episodes that ended, by termination or truncation
-        ledger.stepped(outcome[0], ended, sample, time.perf_counter() - start, callbacks.on_episode)
+        ledger.stepped(outcome[0], ended, outcome[1] > 0, sample, time.perf_counter() - start, callbacks.on_episode)
         obs = envs.reset(ended) if ended.any() else step.next_obs  # (N, obs_dim): fresh starts where episodes ended
         if callbacks.on_progress is not None and sample % callbacks.progress_every == 0:
             callbacks.on_progress(sample)
@@ -212,6 +220,9 @@ class Ledger:
         self.learn_steps = np.zeros(n, dtype=np.int64)  # (N,) learn steps each member took
         self.stopped_at = np.full(n, samples)  # (N,) each member's last sample
         self.seconds = np.zeros(n)  # (N,) each member's training time
+        self.reach_scores = np.array(REACH_SCORES, dtype=np.float64)[:, None]  # (R, 1)
+        self.reach_sample = np.zeros((len(REACH_SCORES), n), dtype=np.int64)  # (R, N) 0: not reached yet
+        self.reach_seconds = np.zeros((len(REACH_SCORES), n))  # (R, N)
 
     def learned(self, loss: np.ndarray, sample: int, seconds: float) -> list[int]:
         """Book one learn step's losses (N,); members whose loss is not finite stop here. Returns those."""
@@ -226,17 +237,20 @@ class Ledger:
             self.stopped_at[k], self.seconds[k], self.alive[k] = sample, seconds, False
         return stopped
 
-    def stepped(self, reward: np.ndarray, ended: np.ndarray, sample: int, seconds: float,
+    def stepped(self, reward: np.ndarray, ended: np.ndarray, terminated: np.ndarray, sample: int, seconds: float,
                 on_episode: Callable[[int, EpisodeRecord], None] | None) -> None:  # fmt: skip
         """Book one environment step: rewards (N,); members whose episode `ended` (N,) get their record."""
         live = self.alive  # (N,) a diverged member's account stays as it stopped
         self.score[live] += reward[live]
         self.length[live] += 1
+        first = (self.score >= self.reach_scores) & (self.reach_sample == 0) & live  # (R, N) scores reached just now
+        if first.any():
+            self.reach_sample[first], self.reach_seconds[first] = sample, seconds
         for k in np.flatnonzero(ended & live):
             self.high_score[k] = max(self.high_score[k], self.score[k])
             record = EpisodeRecord(
                 episode=len(self.episodes[k]), samples=sample, score=float(self.score[k]),
-                length=int(self.length[k]), high_score=float(self.high_score[k]), learn_steps=int(self.learn_steps[k]),
+                length=int(self.length[k]), terminated=int(terminated[k]), high_score=float(self.high_score[k]), learn_steps=int(self.learn_steps[k]),
                 wall_seconds=seconds, td_loss=float(self.loss_sum[k] / self.losses[k]) if self.losses[k] else None,
             )  # fmt: skip
             self.episodes[k].append(record)
@@ -244,6 +258,14 @@ class Ledger:
                 on_episode(int(k), record)
         reset = ended & live  # (N,)
         self.score[reset], self.length[reset], self.loss_sum[reset], self.losses[reset] = 0.0, 0, 0.0, 0
+
+    def reached_by(self, k: int) -> tuple[Reached, ...]:
+        """Member k's first reaching of each score in REACH_SCORES, for those it reached."""
+        return tuple(
+            Reached(float(score), int(self.reach_sample[i, k]), float(self.reach_seconds[i, k]))
+            for i, score in enumerate(REACH_SCORES)
+            if self.reach_sample[i, k] > 0
+        )
 
     def close(self, seconds: float) -> None:
         """The training time of the members that trained to the end of the budget."""

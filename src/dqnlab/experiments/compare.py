@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from dqnlab.analysis.report import build_report
 from dqnlab.display import LiveDisplay
 from dqnlab.errors import DqnlabError
 from dqnlab.runtime import resolve_device
+from dqnlab.experiments.clock import time_one_agent, variants_to_time
 from dqnlab.experiments.cluster import ray_session, run_ray
 from dqnlab.experiments.local import Event, outcome_line, run_local
 from dqnlab.experiments.population import populations, run_populations
@@ -69,6 +72,8 @@ def _compare(experiment, out, workers, overwrite, quiet, backend, population_siz
         how = f"as Ray tasks ({unit}) on {'the cluster at ' + address if address else f'a local Ray instance of {workers} CPU(s)'}"
     else:
         how = f"on {min(workers, max(len(work.tasks), 1))} worker(s)"
+        if min(workers, len(work.tasks)) > (os.cpu_count() or 1):  # runs share cores: their seconds are not one agent's
+            work.tasks = [dataclasses.replace(task, clock="shared") for task in work.tasks]
     echo(
         f"{len(experiment.variants)} variants x {len(experiment.seeds)} seeds = {total} runs of "
         f"{experiment.samples:,} samples -> {out}; {len(work.kept)} already done, {len(work.tasks)} to run {how}"
@@ -84,6 +89,10 @@ def _compare(experiment, out, workers, overwrite, quiet, backend, population_siz
                 run_ray(work.tasks, display.event, population_size)
             else:
                 run_local(work.tasks, workers, display.event)
+            for name in variants_to_time(experiment, out):  # shared clocks: time one agent alone
+                display.live.line(f"timing one agent alone: {name}, seed {experiment.seeds[0]}, on one thread "
+                                  "(per-second figures of runs that shared a clock use this)")  # fmt: skip
+                time_one_agent(experiment, out, name)
         except KeyboardInterrupt:
             display.live.stop()
             click.echo(f"interrupted: finished runs are kept; rerun the same command to resume into {out}", err=True)

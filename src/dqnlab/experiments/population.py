@@ -83,6 +83,7 @@ def _run_one(members: list[RunTask], on_event: Callable[[Event], None], progress
             write_failure(task.run_dir, error)
             on_event(("done", task.key, {"status": "failed", "error": f"{type(error).__name__}: {error}"}))
     else:
+        clock = "shared" if len(members) > 1 or torch.get_num_threads() > 1 else "own"
         for task, writer, result in zip(members, writers, results):
-            on_event(("done", task.key, writer.finish(result, backend="population")))
+            on_event(("done", task.key, writer.finish(result, backend="population", clock=clock)))
     on_event(("end", key))

@@ -28,6 +28,7 @@ from dqnlab.rundir import CONFIG, EPISODE_COLUMNS, EPISODES, RESULT, prepare_run
 
 EXPERIMENT = "experiment.json"
 RUNS = "runs"
+CLOCKS = "clock"  # OUT/clock/VARIANT.json: one agent's samples -> seconds (experiments/clock.py)
 KEPT_STATUSES = ("complete", "diverged")  # outcomes of the algorithm, not of the machine
 
 
@@ -39,6 +40,7 @@ class RunTask:
     seed: int
     config: Config
     run_dir: Path
+    clock: str = "own"  # "shared" when it will run beside more runs than there are cores (rundir.summarize)
 
     @property
     def key(self) -> str:
@@ -54,6 +56,10 @@ class Plan:
 
 def run_dir_for(out: Path, variant: str, seed: int) -> Path:
     return out / RUNS / variant / f"seed-{seed:03d}"
+
+
+def clock_file_for(out: Path, variant: str) -> Path:
+    return out / CLOCKS / f"{variant}.json"
 
 
 def prepare_results_dir(out: Path, experiment: Experiment, overwrite: bool = False) -> None:
@@ -148,7 +154,7 @@ def run_task(task: RunTask, on_progress: Callable[[int], None] | None = None) ->
     """Execute one run into its directory; never raises for the run's own failures."""
     fresh_run_dir(task)
     try:
-        _, summary = train_into(task.run_dir, task.config, on_progress=on_progress)
+        _, summary = train_into(task.run_dir, task.config, on_progress=on_progress, clock=task.clock)
     except Exception as error:  # a crash in one run must not stop the sweep
         write_failure(task.run_dir, error)
         return {"status": "failed", "error": f"{type(error).__name__}: {error}"}

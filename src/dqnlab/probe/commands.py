@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from dqnlab.analysis.formatting import fmt
 from dqnlab.config import resolve
 from dqnlab.probe.stability import THRESHOLD
 
@@ -41,7 +42,9 @@ def probe_command(run_dir, out, probe_set, seed, threshold):
     if report["stability"] is not None:
         change = report["stability"]
         intervals = len(change["samples"]) - 1
-        click.echo(f"{change['total_repurposed']} units repurposed over {intervals} checkpoint interval{'s' * (intervals != 1)}")
+        click.echo(f"{change['total_repurposed']} repurposings of live units over {intervals} checkpoint interval{'s' * (intervals != 1)} "
+                   f"(matched random-noise null: {change['null_total_repurposed']}); share of live units "
+                   f"{fmt(change['repurposed_share'])}, null {fmt(change['null_repurposed_share'])}")
     click.echo(f"report: {out / PROBE_HTML}")
 
 

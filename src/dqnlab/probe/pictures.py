@@ -4,13 +4,15 @@
   probe states that drive it hardest (rendered by Gymnasium with the state set);
 - `heatmaps.png`: each of those units' activation over the grid of pole angle
   x pole angular velocity (cart centred and still);
-- `stability.png`: repurposing events per checkpoint interval, per layer, and
-  how well units kept their pattern (median and 10th percentile correlation).
+- `stability.png`: live units repurposed per checkpoint interval, per layer,
+  beside the matched random-noise null (dashed), and how well live units kept
+  their pattern (median and 10th percentile correlation).
 """
 
 from __future__ import annotations
 
 import textwrap
+import warnings
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -19,7 +21,7 @@ from dqnlab.analysis.plots import PALETTE, new_figure
 from dqnlab.config import EnvConfig
 from dqnlab.engine.envs import make_env
 from dqnlab.probe.probeset import CARTPOLE_IDS, GRID, ProbeSet
-from dqnlab.probe.stability import Stability
+from dqnlab.probe.stability import LIVE, Stability
 from dqnlab.probe.units import UnitStats
 
 FRAMES_PER_UNIT = 6
@@ -85,22 +87,25 @@ def plot_heatmaps(probe: ProbeSet, units: list[UnitStats], hidden: list[np.ndarr
 
 
 def plot_stability(result: Stability) -> Figure:
-    """Repurposing events per interval and the spread of unit correlations, one line per layer."""
+    """Repurposed live units per interval against the matched null, and the spread of live units' correlations, one colour per layer."""
     figure = new_figure(11, 3.8)
     events, spread = figure.subplots(1, 2)
     ends = np.array(result.samples[1:])  # (intervals,)
-    repurposed = result.repurposed  # (intervals, layers)
-    for layer, correlations in enumerate(result.correlations):  # (intervals, width)
+    real, null = result.real.repurposed, result.null.repurposed  # (intervals, layers) each
+    for layer, (correlations, classes) in enumerate(zip(result.real.correlations, result.real.classes)):  # (intervals, width) each
         color = PALETTE[layer % len(PALETTE)]
-        width = correlations.shape[1]
-        events.plot(ends, repurposed[:, layer], marker="o", color=color, label=f"layer {layer} ({width} units)")
-        with np.errstate(all="ignore"):
-            median, low = np.nanmedian(correlations, axis=1), np.nanpercentile(correlations, 10, axis=1)  # (intervals,)
+        events.plot(ends, real[:, layer], marker="o", color=color, label=f"layer {layer} ({correlations.shape[1]} units)")
+        events.plot(ends, null[:, layer], linestyle="--", color=color, label=f"layer {layer}: matched null")
+        live = np.where(classes == LIVE, correlations, np.nan)  # (intervals, width)
+        with warnings.catch_warnings():  # an interval without live units gives nan, drawn as a gap
+            warnings.simplefilter("ignore", RuntimeWarning)
+            median, low = np.nanmedian(live, axis=1), np.nanpercentile(live, 10, axis=1)  # (intervals,)
         spread.plot(ends, median, marker="o", color=color, label=f"layer {layer}: median")
-        spread.plot(ends, low, linestyle="--", color=color, label=f"layer {layer}: 10th percentile")
-    events.set(title=f"Units repurposed per interval (correlation < {result.threshold:g})", xlabel="samples", ylabel="units")
+        spread.plot(ends, low, linestyle=":", color=color, label=f"layer {layer}: 10th percentile")
+    events.set(title=f"Live units repurposed (correlation < {result.threshold:g}); dashed: null", xlabel="samples",
+               ylabel="live units repurposed")
     spread.axhline(result.threshold, color="grey", linewidth=0.8)
-    spread.set(title="Each unit's pattern vs the previous checkpoint", xlabel="samples", ylabel="correlation", ylim=(-1.05, 1.05))
+    spread.set(title="Live units' pattern vs the previous checkpoint", xlabel="samples", ylabel="correlation", ylim=(-1.05, 1.05))
     events.legend(fontsize=8)
     spread.legend(fontsize=7)
     return figure

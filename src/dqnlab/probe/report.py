@@ -19,12 +19,12 @@ import numpy as np
 
 from dqnlab.analysis.formatting import fmt
 from dqnlab.analysis.plots import save_figures
-from dqnlab.analysis.render import Bullets, Figure, Heading, Paragraph, Table, blocks_html, blocks_markdown
+from dqnlab.analysis.blocks import Bullets, Figure, Heading, Paragraph, Table, blocks_html, blocks_markdown
 from dqnlab.analysis.summary import json_ready
 from dqnlab.errors import DqnlabError
 from dqnlab.probe import pictures
 from dqnlab.probe.probeset import SOURCES, ProbeSet, activations, build_probe_set
-from dqnlab.probe.stability import THRESHOLD, Stability, stability
+from dqnlab.probe.stability import NEAR_SILENT, NULL_SEED, THRESHOLD, Stability, stability
 from dqnlab.probe.units import CARTPOLE_VARIABLES, describe, most_selective, strongest, unit_stats
 from dqnlab.rundir import RESULT, atomic_write_text, load_run_network
 
@@ -32,7 +32,8 @@ PROBE, PROBE_SET, PROBE_JSON, PROBE_MD, PROBE_HTML = "probe", "probe_set.npz", "
 CAPTIONS = {
     "frames.png": "The probe states that drive the most selective units hardest, as CartPole frames.",
     "heatmaps.png": "The same units' activation over pole angle x pole angular velocity, cart centred and still.",
-    "stability.png": "Repurposing over training: units whose pattern on the probe set changed between checkpoints.",
+    "stability.png": "Repurposing over training: live units whose pattern on the probe set changed between checkpoints (solid), "
+                     "the same count for a random weight change of the same size (dashed), and how well live units kept their pattern.",
 }
 
 
@@ -90,12 +91,21 @@ def _json(run_dir, probe: ProbeSet, source, layers, descriptions, strong, select
                    for i, units in enumerate(layers)],
         "strongest": [u.key for u in strong],
         "most_selective": [u.key for u in selective],
-        "stability": None if change is None else {
-            "samples": list(change.samples), "threshold": change.threshold, "total_repurposed": change.total,
-            "repurposed": change.repurposed.tolist(), "silent": change.silent.tolist(),
-            "correlations": [c.tolist() for c in change.correlations],
-        },
+        "stability": None if change is None else _stability_json(change),
     })  # fmt: skip
+
+
+def _stability_json(change: Stability) -> dict[str, Any]:
+    real, null = change.real, change.null
+    return {
+        "samples": list(change.samples), "threshold": change.threshold, "near_silent_below": NEAR_SILENT, "null_seed": NULL_SEED,
+        "total_repurposed": change.total, "null_total_repurposed": int(null.repurposed.sum()),
+        "repurposed_share": real.share, "null_repurposed_share": null.share, "excess_repurposed_share": change.excess_share,
+        "interval_shares": real.interval_shares, "null_interval_shares": null.interval_shares,
+        "weight_change": change.weight_change, "layer_weight_change": change.layer_weight_change,
+        "repurposed": real.repurposed, "null_repurposed": null.repurposed, "live": real.live, "null_live": null.live,
+        "dead": real.dead, "near_silent": real.near_silent, "correlations": list(real.correlations),
+    }  # per-interval arrays are (intervals, layers); correlations are per layer (intervals, width)
 
 
 def _document(report: dict[str, Any]) -> list:
@@ -141,19 +151,41 @@ def _stability_blocks(change: dict[str, Any] | None) -> list:
     if change is None:
         return [Heading(2, "Stability over training"),
                 Paragraph("No checkpoints: train with --checkpoint-every K to see how stable the detectors stayed.")]  # fmt: skip
-    rows = tuple(
-        (f"{fmt(a)}-{fmt(b)}", *(str(n) for n in counts), str(sum(counts)))
-        for a, b, counts in zip(change["samples"][:-1], change["samples"][1:], change["repurposed"])
-    )
-    layers = len(change["repurposed"][0])
+    rows = _interval_rows(change)
+    live, null_live = int(np.sum(change["live"])), int(np.sum(change["null_live"]))
     return [
         Heading(2, "Stability over training"),
-        Paragraph(f"{change['total_repurposed']} repurposing events over {len(rows)} checkpoint intervals: a unit is repurposed "
-                  f"when its activation pattern on the probe set correlates below {fmt(change['threshold'])} with the "
-                  "previous checkpoint's."),
-        Table(("samples", *(f"layer {i}" for i in range(layers)), "all"), rows),
+        Paragraph(f"Over {len(rows)} checkpoint intervals, live units were repurposed {change['total_repurposed']} times in "
+                  f"{live} live unit-intervals (share {fmt(change['repurposed_share'])}), against {change['null_total_repurposed']} in "
+                  f"{null_live} (share {fmt(change['null_repurposed_share'])}) in the matched null: an excess share of "
+                  f"{fmt(change['excess_repurposed_share'])}. A live unit is repurposed when its activation pattern on the probe set "
+                  f"correlates below {fmt(change['threshold'])} with the previous checkpoint's. The null moves the interval's start "
+                  "network by Gaussian noise whose norm equals the real change's, tensor by tensor (each weight matrix and bias "
+                  "vector), and counts the same way: what a weight change of that size in a random direction does."),
+        Table(("samples", "relative weight change", "live", "repurposed", "null repurposed", "share", "null share", "dead",
+               "near-silent"), rows),
         Figure("stability.png", CAPTIONS["stability.png"]),
+        Bullets((
+            "relative weight change: ||theta_end - theta_start|| / ||theta_start|| over all parameters of the network.",
+            "dead: fires on no probe state at the start or the end of the interval; near-silent: fires on fewer than "
+            f"{fmt(change['near_silent_below'])} of them at one end, and is not dead. Neither enters the counts or the shares.",
+            "share: repurposed live units / live units, all hidden layers together; the null's share is out of the units live "
+            "between the start and the perturbed network. Layer by layer in probe.json.",
+        )),
     ]  # fmt: skip
+
+
+def _interval_rows(change: dict[str, Any]) -> tuple[tuple[str, ...], ...]:
+    """One table row per interval, hidden layers summed."""
+    keys = ("live", "repurposed", "null_repurposed", "dead", "near_silent")
+    summed = {key: np.sum(change[key], axis=1) for key in keys}  # (intervals,) each: (intervals, layers) summed over layers
+    rows = []
+    for i, (start, end) in enumerate(zip(change["samples"][:-1], change["samples"][1:])):
+        counts = {key: fmt(int(values[i])) for key, values in summed.items()}
+        rows.append((f"{fmt(start)}-{fmt(end)}", fmt(change["weight_change"][i]), counts["live"], counts["repurposed"],
+                     counts["null_repurposed"], fmt(change["interval_shares"][i]), fmt(change["null_interval_shares"][i]),
+                     counts["dead"], counts["near_silent"]))  # fmt: skip
+    return tuple(rows)
 
 
 def _median(values) -> float | None:

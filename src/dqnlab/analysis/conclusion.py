@@ -1,0 +1,116 @@
+"""The report's opening in words: who wins on which axis, by how much, or that it is unclear.
+
+Every sentence is built from summary.json's numbers; verdicts are the paired
+comparisons' (Holm-adjusted sign tests, `analysis.comparisons`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dqnlab.analysis.comparisons import find
+from dqnlab.analysis.formatting import fmt, interval
+from dqnlab.analysis.measures import COMPARED, RATES, describe_rate
+
+AXES = {"per episode": ("episode_score",), "per sample": ("final_failure_rate", "failure_rate"),
+        "per agent-second": ("time_failure_rate",), "in forgetting": ("collapse_rate", "relative_drawdown")}  # fmt: skip
+AXIS_WORDS = {"episode_score": "Per episode", "final_failure_rate": "Per sample (final failure rate)",
+              "failure_rate": "Per sample (sample efficiency)", "time_failure_rate": "Per agent-second",
+              "collapse_rate": "Forgetting (collapses)", "relative_drawdown": "Forgetting (drawdown)",
+              "excess_repurposed_share": "Detector stability (controlled)"}  # fmt: skip
+
+
+def conclusion(summary: dict[str, Any]) -> list[str]:
+    """Lines: what was left out, then per pair a headline, a sentence per measure, the clocks and the cost."""
+    names = list(summary["variants"])
+    lines = []
+    runs = summary["runs"]
+    if runs["used"] < runs["total"]:
+        lines.append(
+            f"{runs['total'] - runs['used']} of {runs['total']} runs are left out of the per-variant figures: "
+            f"{runs['diverged']} diverged (each counted in the paired comparisons as the worst outcome), "
+            f"{runs['failed']} failed, {runs['incomplete'] + runs['missing']} incomplete or missing, "
+            f"{runs['outdated']} written by an older dqnlab."
+        )
+    if runs.get("retried"):
+        lines.append(f"{runs['retried']} run(s) lost their worker and were rerun from the start (Ray backend).")
+    if len(names) < 2:
+        return lines + ["Only one variant: nothing to compare."]
+    baseline = names[0]
+    for other in names[1:]:
+        lines.append(_headline(summary, baseline, other))
+        lines += [_sentence(summary, row) for key in COMPARED if (row := find(summary["comparisons"], baseline, other, key))]
+        lines += _clock_lines(summary, (baseline, other))
+        cost_a = summary["variants"][baseline]["measures"].get("transitions_processed", {})
+        cost_b = summary["variants"][other]["measures"].get("transitions_processed", {})
+        if cost_a.get("mean") and cost_b.get("mean"):
+            lines.append(
+                f"Cost: {other} processed {fmt(cost_b['mean'] / cost_a['mean'])}x the transitions of {baseline} "
+                f"({fmt(cost_b['mean'])} vs {fmt(cost_a['mean'])} per run)."
+            )
+    return lines
+
+
+def _headline(summary: dict[str, Any], a: str, b: str) -> str:
+    """One sentence: who wins on which of the axes."""
+    verdicts = {}
+    for axis, keys in AXES.items():
+        found = {row["verdict"] for key in keys if (row := find(summary["comparisons"], a, b, key)) is not None}
+        verdicts[axis] = found.pop() if len(found) == 1 else "mixed" if found else "unmeasured"
+    pairs = max((row["n_pairs"] for row in summary["comparisons"] if row["a"] == a and row["b"] == b), default=0)
+    parts = []
+    for outcome in (b, a, "inconclusive", "mixed", "unmeasured"):
+        axes = [axis for axis, verdict in verdicts.items() if verdict == outcome]
+        if not axes:
+            continue
+        where = ", ".join(axes[:-1]) + (" and " if len(axes) > 1 else "") + axes[-1]
+        words = {b: f"{b} beats {a}", a: f"{a} beats {b}", "inconclusive": "the evidence is inconclusive",
+                 "mixed": "the measures disagree", "unmeasured": "nothing could be measured"}[outcome]  # fmt: skip
+        parts.append(f"{words} {where}")
+    budget = summary["experiment"]["samples"]
+    return (f"Over {pairs} paired seeds of {fmt(budget)} samples each (verdicts: sign tests, Holm-adjusted across "
+            f"the pair's {sum(r['a'] == a and r['b'] == b for r in summary['comparisons'])} measures): "
+            + "; ".join(parts) + ".")  # fmt: skip
+
+
+def _sentence(summary: dict[str, Any], row: dict[str, Any]) -> str:
+    a, b, key = row["a"], row["b"], row["measure"]
+    ma, mb = summary["variants"][a]["measures"][key], summary["variants"][b]["measures"][key]
+    label = summary["measures"][key]["label"]
+    numbers = f"IQM {_iqm(mb, key)} for {b} vs {_iqm(ma, key)} for {a}"
+    better = ">" if summary["measures"][key]["higher_is_better"] else "<"
+    odds = (
+        f"{b} better on {row['b_wins']} of {row['n_pairs']} paired seeds ({row['ties']} ties), "
+        f"paired win rate {interval(row['win_rate'], row['win_low'], row['win_high'])}, "
+        f"P({b} {better} {a}) across seeds = {interval(row['p_b_better'], row['low'], row['high'])}; "
+        f"sign test p = {fmt(row['sign_test_p'])}, Holm-adjusted {fmt(row['holm_p'])}"
+    )
+    notes = []
+    if row.get("diverged_pairs"):
+        notes.append(f"{row['diverged_pairs']} pair(s) with a diverged run, counted as its worst outcome")
+    if row.get("undefined_pairs"):
+        undefined = "a run never reached 200" if key == "collapse_rate" else "the measure is undefined for a run"
+        notes.append(f"{row['undefined_pairs']} pair(s) left out where {undefined}")
+    verdict = f"inconclusive: neither {a} nor {b} is reliably better" if row["verdict"] == "inconclusive" else (
+        f"{row['verdict']} beats {a if row['verdict'] == b else b}")  # fmt: skip
+    extra = "; " + "; ".join(notes) if notes else ""
+    return f"{AXIS_WORDS[key]}: {verdict} ({label}: {numbers}; {odds}{extra})."
+
+
+def _iqm(block: dict[str, Any], key: str) -> str:
+    shown = interval(block.get("iqm"), block.get("iqm_low"), block.get("iqm_high"))
+    if key in RATES and (words := describe_rate(block)):
+        shown += f" ({words})"
+    return shown
+
+
+def _clock_lines(summary: dict[str, Any], names: tuple[str, ...]) -> list[str]:
+    """How each variant's seconds were obtained, and any population's own throughput, apart."""
+    clocks = summary.get("clocks", {})
+    lines = [f"Clock of {name}: {clocks[name]['how']}." for name in names if name in clocks]
+    for name in names:
+        rate = clocks.get(name, {}).get("population_member_samples_per_second")
+        if rate:
+            lines.append(f"Throughput (not per-agent time): {name}'s populations trained {fmt(rate)} member-samples "
+                         "per second on their shared clock.")  # fmt: skip
+    return lines

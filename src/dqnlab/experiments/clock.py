@@ -1,0 +1,81 @@
+"""One agent's clock: what a variant's single run costs, timed in the same command.
+
+A run that shared its clock (a member of a population of several, or one of
+more runs than cores) carries the batch's wall seconds, which measure
+throughput, not what one agent costs. For every variant with such runs,
+`compare` trains the variant's first seed once more, alone, on one torch
+thread, in its own process after the sweep (nothing else of dqnlab's runs
+then), and keeps that run's (samples, seconds) points as
+OUT/clock/VARIANT.json. Analysis maps each shared run's samples onto these
+points: its per-second figures are then the seconds one agent alone took to
+reach those samples on one core of this machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+
+from dqnlab.config import Config, config_to_dict
+from dqnlab.engine.training import train
+from dqnlab.experiments.runner import KEPT_STATUSES, clock_file_for, run_dir_for
+from dqnlab.experiments.spec import Experiment
+from dqnlab.rundir import RESULT, atomic_write_text
+
+
+def timing_config(experiment: Experiment, variant_name: str) -> Config:
+    """The variant's first seed without evaluations or checkpoints: training and nothing else."""
+    variant = next(v for v in experiment.variants if v.name == variant_name)
+    config = experiment.config(variant, experiment.seeds[0])
+    return dataclasses.replace(config, run=dataclasses.replace(config.run, eval_every=None, checkpoint_every=None))
+
+
+def variants_to_time(experiment: Experiment, out: Path) -> list[str]:
+    """Variants with a finished run on a shared clock and no up-to-date clock file."""
+    names = []
+    for variant in experiment.variants:
+        shared = any(_shared(run_dir_for(out, variant.name, seed)) for seed in experiment.seeds)
+        if shared and not _current(clock_file_for(out, variant.name), timing_config(experiment, variant.name)):
+            names.append(variant.name)
+    return names
+
+
+def time_one_agent(experiment: Experiment, out: Path, variant_name: str) -> Path:
+    """Train the variant's first seed alone on one thread; write its samples -> seconds points."""
+    config = timing_config(experiment, variant_name)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = train(config)
+    finally:
+        torch.set_num_threads(previous)
+    ends = [(e.samples, e.wall_seconds) for e in result.episodes]
+    points = [(0, 0.0), *ends, (result.samples, result.wall_seconds)]
+    path = clock_file_for(out, variant_name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "variant": variant_name, "seed": config.run.seed, "threads": 1, "device": result.device,
+        "status": result.status, "config": config_to_dict(config),
+        "samples": [int(s) for s, _ in points], "seconds": [round(float(t), 4) for _, t in points],
+    }  # fmt: skip
+    atomic_write_text(path, json.dumps(record, indent=1) + "\n")
+    return path
+
+
+def _shared(run_dir: Path) -> bool:
+    try:
+        result = json.loads((run_dir / RESULT).read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return isinstance(result, dict) and result.get("status") in KEPT_STATUSES and result.get("clock") == "shared"
+
+
+def _current(path: Path, config: Config) -> bool:
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return isinstance(stored, dict) and stored.get("config") == config_to_dict(config)
