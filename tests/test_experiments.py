@@ -11,6 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from dqnlab import seeding
+from dqnlab.analysis.report import build_report
 from dqnlab.cli import cli
 from dqnlab.engine.envs import make_env
 from dqnlab.errors import DqnlabError
@@ -112,6 +113,23 @@ def test_a_results_directory_holds_every_run(finished):
     assert json.loads((out / "experiment.json").read_text())["seeds"] == [0, 1]
 
 
+def test_a_run_written_before_terminations_were_recorded_is_redone(finished, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(finished[0], out)
+    old = run_dir_for(out, "naive", 0) / "episodes.csv"
+    with old.open() as handle:
+        rows = [{k: v for k, v in row.items() if k != "terminated"} for row in csv.DictReader(handle)]
+    with old.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    work = plan(tiny_experiment(seeds=2), out)
+    assert work.redone == {"naive/seed-000": "written by an older dqnlab (episodes.csv has no terminated column)"}
+    summary = build_report(out)  # the report leaves it out, and says why
+    assert summary["runs"]["outdated"] == 1 and summary["variants"]["naive"]["n"] == 1
+    assert any("written before episodes.csv recorded terminations" in entry for entry in summary["runs"]["excluded"])
+
+
 def test_resume_keeps_finished_runs_and_redoes_partial_and_corrupt_ones(finished, tmp_path):
     out = tmp_path / "copy"
     shutil.copytree(finished[0], out)
@@ -190,6 +208,22 @@ def test_compare_command_line(tmp_path):
     ]:
         result = CliRunner().invoke(cli, [*args, *bad])
         assert result.exit_code == 2 and fragment in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_first_seed_names_held_out_seeds(tmp_path):
+    out = tmp_path / "held-out"
+    args = ["compare", "--seeds", "2", "--first-seed", "1000", "--samples", "100", "--set", "network.hidden=[8]",
+            "--variant", "naive", "--workers", "1", "--out", str(out)]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "experiment.json").read_text())["seeds"] == [1000, 1001]
+    assert run_dir_for(out, "naive", 1001).is_dir()
+    for bad, fragment in [
+        (["--first-seed", "3"], "--first-seed needs --seeds N"),
+        (["--seeds", "2", "--first-seed", "-1"], "-1 is not in the range x>=0"),
+    ]:
+        result = CliRunner().invoke(cli, ["compare", *bad, "--out", str(tmp_path / "never")])
+        assert result.exit_code == 2 and fragment in result.stderr and not (tmp_path / "never").exists()
 
 
 def test_experiment_file(tmp_path):

@@ -263,3 +263,19 @@ def test_curves_count_failures_per_sample_and_map_seconds_through_one_agent_cloc
     index = int(np.argmin(np.abs(np.asarray(replay["x"]) - 40.0)))
     assert replay["x"][index] == pytest.approx(40.0) and replay["iqm"][index] == 0.0
     assert summary["curves"]["episode"]["naive"]["iqm"][0] == pytest.approx(20.0)
+
+
+def test_the_headline_says_when_an_axis_is_won_on_part_of_its_measures():
+    from dqnlab.analysis.conclusion import _headline
+
+    def row(measure, verdict):
+        return {"a": "naive", "b": "replay", "measure": measure, "verdict": verdict, "n_pairs": 8}
+
+    summary = {"experiment": {"samples": 20_000}, "comparisons": [
+        row("episode_score", "replay"), row("final_failure_rate", "replay"), row("failure_rate", "inconclusive"),
+        row("time_failure_rate", "naive"), row("collapse_rate", "replay"), row("relative_drawdown", "naive")]}  # fmt: skip
+    assert _headline(summary, "naive", "replay") == (
+        "Over 8 paired seeds of 20,000 samples each (verdicts: sign tests, Holm-adjusted across the pair's 6 measures): "
+        "replay beats naive per episode; naive beats replay per agent-second; replay beats naive on part of the "
+        "measures per sample; the measures disagree in forgetting."
+    )

@@ -56,17 +56,22 @@ def _headline(summary: dict[str, Any], a: str, b: str) -> str:
     verdicts = {}
     for axis, keys in AXES.items():
         found = {row["verdict"] for key in keys if (row := find(summary["comparisons"], a, b, key)) is not None}
-        verdicts[axis] = found.pop() if len(found) == 1 else "mixed" if found else "unmeasured"
+        winners = found - {"inconclusive"}
+        if len(found) == 1:
+            verdicts[axis] = found.pop()
+        elif len(winners) == 1:  # a winner on some measures of the axis, inconclusive on the others
+            verdicts[axis] = "partly " + winners.pop()
+        else:
+            verdicts[axis] = "mixed" if found else "unmeasured"
     pairs = max((row["n_pairs"] for row in summary["comparisons"] if row["a"] == a and row["b"] == b), default=0)
+    words = {b: f"{b} beats {a}", a: f"{a} beats {b}", f"partly {b}": f"{b} beats {a} on part of the measures",
+             f"partly {a}": f"{a} beats {b} on part of the measures", "inconclusive": "the evidence is inconclusive",
+             "mixed": "the measures disagree", "unmeasured": "nothing could be measured"}  # fmt: skip
     parts = []
-    for outcome in (b, a, "inconclusive", "mixed", "unmeasured"):
+    for outcome, text in words.items():
         axes = [axis for axis, verdict in verdicts.items() if verdict == outcome]
-        if not axes:
-            continue
-        where = ", ".join(axes[:-1]) + (" and " if len(axes) > 1 else "") + axes[-1]
-        words = {b: f"{b} beats {a}", a: f"{a} beats {b}", "inconclusive": "the evidence is inconclusive",
-                 "mixed": "the measures disagree", "unmeasured": "nothing could be measured"}[outcome]  # fmt: skip
-        parts.append(f"{words} {where}")
+        if axes:
+            parts.append(f"{text} {', '.join(axes[:-1]) + (' and ' if len(axes) > 1 else '') + axes[-1]}")
     budget = summary["experiment"]["samples"]
     return (f"Over {pairs} paired seeds of {fmt(budget)} samples each (verdicts: sign tests, Holm-adjusted across "
             f"the pair's {sum(r['a'] == a and r['b'] == b for r in summary['comparisons'])} measures): "

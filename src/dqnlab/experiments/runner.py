@@ -136,6 +136,8 @@ def run_state(run_dir: Path, expected: Config) -> str:
         return f"{status or 'unknown status'} before"
     if stored != config_to_dict(expected):
         return "configuration changed"
+    if rows and "terminated" not in rows[0] and "score" in rows[0]:
+        return "written by an older dqnlab (episodes.csv has no terminated column)"
     if not rows or rows[0] != EPISODE_COLUMNS or any(len(row) != len(EPISODE_COLUMNS) for row in rows[1:]):
         return "corrupt (episodes.csv)"
     if outcome.get("episodes") != len(rows) - 1:
