@@ -31,7 +31,7 @@ MEASURES = {
     "agent_seconds": ("one agent's wall-clock seconds for the whole budget", "cost", None),
     "excess_repurposed_share": ("excess repurposing: share of live units repurposed, minus the matched-noise null's", "detectors", False),
     "repurposed_share": ("share of live units repurposed per checkpoint interval (pattern correlation < 0.5)", "detectors", False),
-    "null_repurposed_share": ("the same share for the start network moved by random noise of the same size", "detectors", False),
+    "null_repurposed_share": ("the same share for the start network moved by random noise of the same size", "detectors", None),
     "relative_weight_change": ("relative weight change per checkpoint interval", "detectors", None),
     "dead_units": ("dead units per interval (fire on no probe state at one end of the interval or both)", "detectors", None),
     "near_silent_units": ("near-silent units per interval (not dead; fire on under 1% of probe states at one end or both)", "detectors", None),
