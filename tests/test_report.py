@@ -219,7 +219,7 @@ def test_report_states_the_setup(summary, markdown):
     assert "3 paired seeds (0–2)" in markdown and "a budget of 300 environment samples" in markdown
     assert "| replay | replay | replay.batch_size = 8, replay.warmup = 8 | 3 of 3 |" in markdown
     assert "network.hidden = [8], run.eval_every = 100" in markdown
-    assert "No run is excluded from the statistics." in markdown
+    assert "No run is left out of the per-variant figures." in markdown
     assert f"the first {fmt(summary['limits']['episodes'])} episodes" in markdown
 
 
@@ -254,7 +254,7 @@ def test_a_variant_whose_runs_all_failed_is_reported_as_excluded(results, tmp_pa
     assert summary["comparisons"] == []
     markdown = (out / "summary.md").read_text(encoding="utf-8")
     page = (out / "report.html").read_text(encoding="utf-8")
-    assert "3 failed" in markdown and "Excluded from the statistics:" in markdown
+    assert "3 failed" in markdown and "Left out of the per-variant figures:" in markdown
     for entry in summary["runs"]["excluded"]:
         assert f"- {entry}" in markdown and html.escape(entry) in page
     assert markdown.index(f"- {summary['conclusion'][0]}") < markdown.index("\n| ")
@@ -272,7 +272,7 @@ def test_a_single_seed_too_short_to_finish_an_episode_still_reports(tmp_path):
         assert block["n"] == 1 and block["measures"]["failure_rate"]["iqm"] == 0.0
         assert block["measures"]["episode_score"] == {"n": 0, "undefined": 1}
     markdown = (out / "summary.md").read_text(encoding="utf-8")
-    assert summary["limits"]["episodes"] == 0 and "No run is excluded from the statistics." in markdown
+    assert summary["limits"]["episodes"] == 0 and "No run is left out of the per-variant figures." in markdown
     assert {p.name for p in (out / "plots").iterdir()} == {"curves.png", "measures.png"}  # no episode to strip
     page = (out / "report.html").read_text(encoding="utf-8")
     assert len(png_images(page)) == 2 and "(No plot: nothing to draw.)" in page

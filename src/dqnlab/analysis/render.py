@@ -2,9 +2,10 @@
 
 Both are rendered from one document (`document(summary)`: headings,
 paragraphs, lists, tables, figures; `analysis.blocks`), so the two files
-always say the same thing. Every number in them is formatted by `fmt` from a value in the
-summary, so a test can recompute each displayed number from summary.json;
-the conclusion's sentences come ready-made from `summary["conclusion"]`.
+always say the same thing. Every number in them is formatted by `fmt` from
+a value in the summary, so a test can recompute each displayed number from
+summary.json; the conclusion's sentences come ready-made from
+`summary["conclusion"]`.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def _setup(summary: dict[str, Any]) -> list[Block]:
         Paragraph(
             f"Runs: {fmt(runs['total'])} in all; {fmt(runs['complete'])} complete, {fmt(runs['diverged'])} diverged, "
             f"{fmt(runs['failed'])} failed, {fmt(runs['incomplete'])} incomplete, {fmt(runs['missing'])} missing. "
-            + ("Excluded from the statistics:" if runs["excluded"] else "No run is excluded from the statistics.")
+            + ("Left out of the per-variant figures:" if runs["excluded"] else "No run is left out of the per-variant figures.")
         )
     )
     if runs["excluded"]:

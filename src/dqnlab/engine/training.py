@@ -186,8 +186,9 @@ def _loop(configs: list[Config], envs: MemberEnvs, network: StackedQNetwork, mem
                 if ledger.learned(loss, sample, time.perf_counter() - start):
                     alive = torch.as_tensor(ledger.alive, device=device)  # (N,)
         outcome = torch.stack((step.reward, step.terminated.float(), step.truncated.float())).cpu().numpy()  # (3, N)
-        ended = (outcome[1] > 0) | (outcome[2] > 0)  # (N,) episodes that ended, by termination or truncation
-        ledger.stepped(outcome[0], ended, outcome[1] > 0, sample, time.perf_counter() - start, callbacks.on_episode)
+        terminated = outcome[1] > 0  # (N,)
+        ended = terminated | (outcome[2] > 0)  # (N,) episodes that ended, by termination or truncation
+        ledger.stepped(outcome[0], ended, terminated, sample, time.perf_counter() - start, callbacks.on_episode)
         obs = envs.reset(ended) if ended.any() else step.next_obs  # (N, obs_dim): fresh starts where episodes ended
         if callbacks.on_progress is not None and sample % callbacks.progress_every == 0:
             callbacks.on_progress(sample)
@@ -239,7 +240,8 @@ class Ledger:
 
     def stepped(self, reward: np.ndarray, ended: np.ndarray, terminated: np.ndarray, sample: int, seconds: float,
                 on_episode: Callable[[int, EpisodeRecord], None] | None) -> None:  # fmt: skip
-        """Book one environment step: rewards (N,); members whose episode `ended` (N,) get their record."""
+        """Book one environment step: rewards (N,); members whose episode `ended` (N,) get their record,
+        `terminated` (N,) saying which ended by termination."""
         live = self.alive  # (N,) a diverged member's account stays as it stopped
         self.score[live] += reward[live]
         self.length[live] += 1
@@ -250,8 +252,8 @@ class Ledger:
             self.high_score[k] = max(self.high_score[k], self.score[k])
             record = EpisodeRecord(
                 episode=len(self.episodes[k]), samples=sample, score=float(self.score[k]),
-                length=int(self.length[k]), terminated=int(terminated[k]), high_score=float(self.high_score[k]), learn_steps=int(self.learn_steps[k]),
-                wall_seconds=seconds, td_loss=float(self.loss_sum[k] / self.losses[k]) if self.losses[k] else None,
+                length=int(self.length[k]), terminated=int(terminated[k]), high_score=float(self.high_score[k]),
+                learn_steps=int(self.learn_steps[k]), wall_seconds=seconds, td_loss=float(self.loss_sum[k] / self.losses[k]) if self.losses[k] else None,
             )  # fmt: skip
             self.episodes[k].append(record)
             if on_episode is not None:

@@ -4,8 +4,8 @@ A run that shared its clock (a member of a population of several, or one of
 more runs than cores) carries the batch's wall seconds, which measure
 throughput, not what one agent costs. For every variant with such runs,
 `compare` trains the variant's first seed once more, alone, on one torch
-thread, in its own process after the sweep (nothing else of dqnlab's runs
-then), and keeps that run's (samples, seconds) points as
+thread, in the command's own process after the sweep (when none of its
+runs is going), and keeps that run's (samples, seconds) points as
 OUT/clock/VARIANT.json. Analysis maps each shared run's samples onto these
 points: its per-second figures are then the seconds one agent alone took to
 reach those samples on one core of this machine.
