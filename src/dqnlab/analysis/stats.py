@@ -128,14 +128,15 @@ def bootstrap_ci(values, statistic: Statistic, reps: int = 2000, confidence: flo
     return low, high
 
 
-def _improvement_score(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Mean of S(x_i, y_j) over all pairs; S = 1 if x_i > y_j, 1/2 if equal, else 0.
-
-    x (..., n) and y (..., m) share their leading axes; returns (...).
-    """
+def _pair_scores(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """S(x_i, y_j) for every pair: 1 if x_i > y_j, 1/2 if equal, else 0. x (..., n), y (..., m) -> (..., n, m)."""
     left, right = x[..., :, None], y[..., None, :]  # (..., n, 1), (..., 1, m)
-    score = (left > right) + 0.5 * (left == right)  # (..., n, m)
-    return score.mean(axis=(-2, -1))  # (...)
+    return (left > right) + 0.5 * (left == right)  # (..., n, m)
+
+
+def _improvement_score(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Mean of S(x_i, y_j) over all pairs; x (..., n) and y (..., m) share their leading axes; returns (...)."""
+    return _pair_scores(x, y).mean(axis=(-2, -1))  # (...)
 
 
 def probability_of_improvement(x, y) -> float:
@@ -184,8 +185,7 @@ def _cross_seed_score(x: np.ndarray, y: np.ndarray, seeds: np.ndarray) -> np.nda
     x, y, seeds: (..., n), the seeds being the original indices; returns (...),
     NaN where every pair shares a seed.
     """
-    left, right = x[..., :, None], y[..., None, :]  # (..., n, 1), (..., 1, n)
-    score = (left > right) + 0.5 * (left == right)  # (..., n, n)
+    score = _pair_scores(x, y)  # (..., n, n)
     apart = seeds[..., :, None] != seeds[..., None, :]  # (..., n, n)
     with np.errstate(invalid="ignore"):
         return (score * apart).sum(axis=(-2, -1)) / apart.sum(axis=(-2, -1))  # (...)
