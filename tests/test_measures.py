@@ -279,3 +279,17 @@ def test_the_headline_says_when_an_axis_is_won_on_part_of_its_measures():
         "replay beats naive per episode; naive beats replay per agent-second; replay beats naive on part of the "
         "measures per sample; the measures disagree in forgetting."
     )
+
+
+def test_greedy_evaluations_are_aggregated_at_the_checkpoints_every_run_shares():
+    runs = []
+    for seed, greedy in enumerate(([10.0, 200.0], [30.0, 400.0], [20.0, 300.0])):
+        run = history([20] * 1000, variant="replay", seed=seed)
+        evaluations = {"samples": np.array([5_000.0, 10_000.0]), "mean_score": np.array(greedy)}
+        runs.append(Run(run.variant, run.seed, run.status, run.result, run.episodes, evaluations))
+    runs += [history([20] * 1000, variant="naive", seed=s) for s in range(3)]  # no evaluations: no block
+    summary = summarize(_experiment(seeds=3), runs)
+    block = summary["evaluation"]["replay"]
+    assert block["samples"] == [5_000.0, 10_000.0] and "naive" not in summary["evaluation"]
+    assert block["greedy"]["mean"] == pytest.approx([20.0, 300.0]) and block["greedy"]["iqm"] == pytest.approx([20.0, 300.0])
+    assert block["training"]["mean"] == pytest.approx([20.0, 20.0])  # the last 10 finished episodes scored 20 each
