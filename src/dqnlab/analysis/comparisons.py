@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from dqnlab.analysis import stats
-from dqnlab.analysis.measures import COMPARED, MEASURES, worst
+from dqnlab.analysis.measures import COMPARED, MEASURES
 
 SIGNIFICANCE = 0.05  # the Holm-adjusted sign test's level for a verdict
 
@@ -42,9 +42,8 @@ def _pair(a: str, b: str, per_run: Values, diverged: set[tuple[str, int]]) -> li
     seeds = sorted({s for v, s in ran if v == a} & {s for v, s in ran if v == b})
     rows = []
     for key in COMPARED:
-        sign = 1.0 if MEASURES[key][2] else -1.0  # lower is better: compare negated values
-        x = sign * np.array([_value(per_run, diverged, (b, s), key) for s in seeds])  # (n,)
-        y = sign * np.array([_value(per_run, diverged, (a, s), key) for s in seeds])  # (n,)
+        x = np.array([_better_is_higher(per_run, diverged, (b, s), key) for s in seeds])  # (n,)
+        y = np.array([_better_is_higher(per_run, diverged, (a, s), key) for s in seeds])  # (n,)
         keep = ~(np.isnan(x) | np.isnan(y))  # (n,) a diverged run is -inf here, not NaN
         if not keep.any() or not any(math.isfinite(per_run.get((v, s), {}).get(key, math.nan)) for v in (a, b) for s in seeds):
             continue  # nothing to compare, or nobody measured it (e.g. no checkpoints for repurposing)
@@ -68,14 +67,16 @@ def _pair(a: str, b: str, per_run: Values, diverged: set[tuple[str, int]]) -> li
     return rows
 
 
-def _value(per_run: Values, diverged: set[tuple[str, int]], key: tuple[str, int], measure: str) -> float:
+def _better_is_higher(per_run: Values, diverged: set[tuple[str, int]], key: tuple[str, int], measure: str) -> float:
+    """The run's value, negated where lower is better; -inf for a diverged run (the worst), NaN where undefined."""
     if key in diverged:
-        return worst(measure)
-    return per_run.get(key, {}).get(measure, math.nan)
+        return -math.inf
+    value = per_run.get(key, {}).get(measure, math.nan)
+    return value if MEASURES[measure][2] else -value
 
 
 def _finite_ranks(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """x and y with -inf (a diverged run, after the sign flip) moved just below every finite value.
+    """x and y with -inf (a diverged run) moved just below every finite value.
 
     The statistics here depend on order and ties alone, which this keeps.
     """

@@ -42,19 +42,25 @@ COMPARED = (*HEADLINE, *FORGETTING, "excess_repurposed_share")  # one Holm famil
 DETECTORS = tuple(key for key, (_, axis, _) in MEASURES.items() if axis == "detectors")
 
 
+def shares_clock(run: Run) -> bool:
+    """The run's wall seconds are a batch's (result.json "clock": "shared"), not one agent's."""
+    return run.result.get("clock", "own") != "own"
+
+
 def run_clock(run: Run, timings: dict[str, Timing]) -> Clock | None:
     """The run's own clock, or its variant's timing run where it shared a clock; None if there is none."""
-    if run.result.get("clock", "own") == "own":
+    if not shares_clock(run):
         return own_clock(run.episodes, float(run.result.get("samples", 0)), float(run.result.get("wall_seconds", 0.0)))
     timing = timings.get(run.variant)
     return timing.clock if timing is not None else None
 
 
 def common_limits(runs: list[Run], clocks: dict[tuple[str, int], Clock | None], budget: int) -> dict[str, float]:
-    """The episode count every run with episodes reached, and the agent-seconds every timed run reached."""
+    """The episode count every run with episodes reached, the agent-seconds every timed run reached, the budget."""
     counts = [len(run.episodes["score"]) for run in runs if len(run.episodes["score"])]
-    totals = [float(clock.at(budget)) for key, clock in clocks.items() if clock is not None]
-    return {"episodes": min(counts, default=0), "seconds": min(totals, default=0.0), "budget": budget}
+    totals = [float(clock.at(budget)) for clock in clocks.values() if clock is not None]
+    return {"episodes": min(counts, default=0), "seconds": min(totals, default=0.0), "budget": budget,
+            "rate_window": budget / metrics.RATE_WINDOWS}  # the curves' trailing window of samples
 
 
 def run_measures(run: Run, clock: Clock | None, budget: int, common: dict[str, float]) -> dict[str, float]:
@@ -76,7 +82,7 @@ def run_measures(run: Run, clock: Clock | None, budget: int, common: dict[str, f
     }
     for threshold in metrics.REACH_THRESHOLDS:
         samples, seconds = metrics.first_reach(run.result.get("first_reached", {}), threshold)
-        if clock is not None and run.result.get("clock", "own") != "own" and math.isfinite(samples):
+        if clock is not None and shares_clock(run) and math.isfinite(samples):
             seconds = float(clock.at(samples))  # a shared clock's stamp is the batch's: map the sample instead
         values[f"samples_to_{threshold}"] = samples
         values[f"seconds_to_{threshold}"] = seconds if clock is not None else math.nan
@@ -94,11 +100,6 @@ def _time_failure_rate(failures: np.ndarray, clock: Clock | None, seconds: float
 def has_terminations(run: Run) -> bool:
     """episodes.csv records which episodes the environment terminated (dqnlab wrote it after that column came)."""
     return "terminated" in run.episodes
-
-
-def worst(key: str) -> float:
-    """The worst value a measure can take: where a diverged run stands in the paired comparisons."""
-    return -math.inf if MEASURES[key][2] else math.inf
 
 
 RATES = ("final_failure_rate", "failure_rate", "time_failure_rate")

@@ -25,6 +25,7 @@ from dqnlab.analysis.comparisons import comparisons
 from dqnlab.analysis.conclusion import conclusion
 from dqnlab.analysis.measures import (
     DETECTORS, MEASURES, RATES, common_limits, has_terminations, run_clock, run_measures, samples_per_failure,
+    shares_clock,
 )
 from dqnlab.analysis.runs import Run
 from dqnlab.experiments.spec import Experiment
@@ -54,14 +55,14 @@ def summarize(experiment: Experiment, runs: list[Run], repurposing: dict[tuple[s
     summary: dict[str, Any] = {
         "experiment": experiment.to_dict(),
         "runs": _run_counts(runs, usable),
-        "limits": {**common, "rate_window": experiment.samples / metrics.RATE_WINDOWS},
+        "limits": common,
         "measures": {key: {"label": label.format(**common), "axis": axis, "higher_is_better": better}
                      for key, (label, axis, better) in MEASURES.items()},  # fmt: skip
         "variants": {name: _variant_block(name, usable, per_run, runs) for name in names},
         "comparisons": comparisons(names, per_run, diverged),
-        "curves": _curves(names, usable, clocks, experiment.samples),
+        "curves": _curves(names, usable, clocks, experiment.samples, common["rate_window"]),
         "evaluation": _evaluation(names, usable),
-        "clocks": {name: _clock_block(name, runs, usable, clocks, timings) for name in names},
+        "clocks": {name: _clock_block(name, usable, clocks, timings) for name in names},
     }
     summary["conclusion"] = conclusion(summary)
     return json_ready(summary)
@@ -112,10 +113,10 @@ def _variant_block(name: str, usable: list[Run], per_run: dict, runs: list[Run])
     return block
 
 
-def _clock_block(name: str, runs: list[Run], usable: list[Run], clocks: dict, timings: dict[str, Timing]) -> dict[str, Any]:
+def _clock_block(name: str, usable: list[Run], clocks: dict, timings: dict[str, Timing]) -> dict[str, Any]:
     """How a variant's agent-seconds were obtained, and its population's own throughput where it had one."""
     mine = [run for run in usable if run.variant == name]
-    shared = [run for run in mine if run.result.get("clock", "own") != "own"]
+    shared = [run for run in mine if shares_clock(run)]
     untimed = sum(clocks[(run.variant, run.seed)] is None for run in mine)
     if not mine:
         how = "no usable runs"
@@ -134,12 +135,12 @@ def _clock_block(name: str, runs: list[Run], usable: list[Run], clocks: dict, ti
     }  # fmt: skip
 
 
-def _curves(names: list[str], usable: list[Run], clocks: dict[tuple[str, int], Clock | None], budget: int) -> dict[str, Any]:
+def _curves(names: list[str], usable: list[Run], clocks: dict[tuple[str, int], Clock | None], budget: int,
+            window: float) -> dict[str, Any]:
     """Per episode: the score's moving average. Per sample and per agent-second: failures per 1,000 samples
-    over the trailing budget / 20 samples, which counts an unfinished episode's samples as they pass."""
+    over the trailing `window` samples, which counts an unfinished episode's samples as they pass."""
     timed = [clock for clock in clocks.values() if clock is not None]
     longest = max((float(clock.at(budget)) for clock in timed), default=0.0)
-    window = budget / metrics.RATE_WINDOWS
     curves: dict[str, Any] = {"episode": {}, "samples": {}, "seconds": {}}
     samples_grid = np.linspace(budget / CURVE_POINTS, budget, CURVE_POINTS)  # (G,)
     seconds_grid = np.linspace(longest / CURVE_POINTS, longest, CURVE_POINTS) if longest > 0 else np.zeros(0)  # (G,)
@@ -156,7 +157,7 @@ def _curves(names: list[str], usable: list[Run], clocks: dict[tuple[str, int], C
             failures = [metrics.failure_samples(run.episodes["samples"], run.episodes["terminated"]) for run in runs]
             matrix = np.stack([metrics.rate_curve(f, samples_grid, window) for f in failures])  # (n, G)
             curves["samples"][name] = {"x": samples_grid, **_curve_aggregate(matrix)}
-            timed_runs = [(f, clocks[(run.variant, run.seed)]) for f, run in zip(failures, runs) if clocks[(run.variant, run.seed)] is not None]
+            timed_runs = [(f, clock) for f, run in zip(failures, runs) if (clock := clocks[(run.variant, run.seed)]) is not None]
             if timed_runs and len(seconds_grid):
                 # a run that has finished holds its last value: that is the agent one would have then
                 matrix = np.stack([metrics.rate_curve(f, np.minimum(c.samples_at(seconds_grid), budget), window)
