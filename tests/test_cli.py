@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from dqnlab.cli import cli
 from dqnlab.config import config_from_dict
-from dqnlab.rundir import load_network
+from dqnlab.weightfile import load_network
 
 TINY = ["--set", "network.hidden=[16]", "--samples", "300"]
 
@@ -32,7 +32,7 @@ def trained(tmp_path_factory):
 
 def test_train_writes_a_complete_run_directory(trained):
     out, _ = trained
-    assert {p.name for p in out.iterdir()} == {"config.json", "episodes.csv", "weights.pt", "result.json"}
+    assert {p.name for p in out.iterdir()} == {".dqnlab", "config.json", "episodes.csv", "weights.pt", "result.json"}
     config = config_from_dict(json.loads((out / "config.json").read_text()))
     assert (config.agent, config.run.seed, config.run.samples, config.network.hidden) == ("naive", 3, 300, (16,))
     rows = list(csv.DictReader((out / "episodes.csv").open()))
@@ -125,7 +125,7 @@ def test_an_existing_run_is_not_overwritten_without_asking(trained, tmp_path):
     stranger.mkdir()
     (stranger / "cat.jpg").write_text("meow")
     result = invoke("train", *TINY, "--overwrite", "--out", str(stranger))
-    assert result.exit_code == 2 and "not a dqnlab run directory" in result.stderr
+    assert result.exit_code == 2 and "dqnlab did not write" in result.stderr
     assert (stranger / "cat.jpg").read_text() == "meow"
 
 
@@ -216,7 +216,9 @@ def test_a_diverged_run_exits_1_and_is_marked(tmp_path):
     summary = json.loads((out / "result.json").read_text())
     assert summary["status"] == "diverged" and summary["diverged"]["learn_step"] >= 1
     played = invoke("play", str(out), "--episodes", "1", "--max-steps", "5")
-    assert played.exit_code == 0 and played.stderr.startswith(f"note: {out} is diverged")
+    # its final weights are NaN (the diverging step's update made them so): nothing to play, one line says why
+    assert played.exit_code == 2 and played.stderr.count("\n") == 1
+    assert "holds NaN or infinite values, as a run whose loss diverged leaves them" in played.stderr
 
 
 def test_ctrl_c_keeps_the_finished_episodes(tmp_path, monkeypatch):

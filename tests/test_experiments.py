@@ -17,7 +17,8 @@ from dqnlab.engine.envs import make_env
 from dqnlab.errors import DqnlabError
 from dqnlab.experiments.compare import compare
 from dqnlab.experiments.local import FAULT_VARIABLE
-from dqnlab.experiments.runner import plan, prepare_results_dir, run_dir_for
+from dqnlab.experiments.runner import check_experiment, plan, run_dir_for
+from dqnlab.ownership import output_dir
 from dqnlab.experiments.spec import build_experiment, parse_variant_option
 from dqnlab.engine.training import initial_network
 
@@ -142,7 +143,8 @@ def test_resume_keeps_finished_runs_and_redoes_partial_and_corrupt_ones(finished
     kept_before = (run_dir_for(out, "replay", 1) / "episodes.csv").read_text()
     work = plan(experiment, out)
     assert sorted(work.kept) == ["naive/seed-000", "replay/seed-001"]
-    assert work.redone == {"naive/seed-001": "partial (no result.json)", "replay/seed-000": "corrupt (JSONDecodeError)"}
+    assert work.redone == {"naive/seed-001": "partial (no result.json)", "replay/seed-000": (
+        "corrupt (result.json is not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1))")}
     assert sorted(t.key for t in work.tasks) == ["naive/seed-001", "naive/seed-002", "replay/seed-000", "replay/seed-002"]
     summary = compare(experiment, out, workers=2, quiet=True)
     assert summary["runs"]["complete"] == 6
@@ -165,18 +167,19 @@ def test_a_different_experiment_is_refused_unless_overwrite(finished, tmp_path):
     out = tmp_path / "copy"
     shutil.copytree(finished[0], out)
     with pytest.raises(DqnlabError, match="holds a different experiment \\(samples 300 there, 400 here\\)"):
-        prepare_results_dir(out, tiny_experiment(samples=400))
+        check_experiment(out, tiny_experiment(samples=400))
     with pytest.raises(DqnlabError, match="variant 'replay' has other settings there"):
-        prepare_results_dir(out, tiny_experiment(variants={"replay": {"replay": {"batch_size": 8, "warmup": 8}}}))
+        check_experiment(out, tiny_experiment(variants={"replay": {"replay": {"batch_size": 8, "warmup": 8}}}))
     assert (run_dir_for(out, "naive", 0) / "result.json").is_file()  # nothing lost
-    prepare_results_dir(out, tiny_experiment(samples=400), overwrite=True)
-    assert not (out / "runs").exists()
+    with output_dir(out, "results", "test", overwrite=True):
+        assert not (out / "runs").exists() and (out / ".dqnlab").is_file()
     stranger = tmp_path / "photos"
     stranger.mkdir()
     (stranger / "cat.jpg").write_text("meow")
-    with pytest.raises(DqnlabError, match="not a dqnlab results directory"):
-        prepare_results_dir(stranger, tiny_experiment(), overwrite=True)
-    assert (stranger / "cat.jpg").exists()
+    with pytest.raises(DqnlabError, match="dqnlab did not write"):
+        with output_dir(stranger, "results", "test", overwrite=True):
+            pass
+    assert sorted(p.name for p in stranger.iterdir()) == ["cat.jpg"]
 
 
 def test_failures_do_not_stop_the_sweep(tmp_path, monkeypatch):

@@ -15,14 +15,18 @@ import click
 import torch
 
 from dqnlab import __version__
-from dqnlab.config import PRESETS, Config, config_to_json, resolve
+from dqnlab.config import PRESETS, Config, check_given_once, config_to_json, resolve
 from dqnlab.display import LiveDisplay
 from dqnlab.engine.envs import make_env, time_limit_note
 from dqnlab.engine.records import EpisodeRecord, TrainResult
+from dqnlab.disk import disk_error, is_disk_error
 from dqnlab.errors import DqnlabError
+from dqnlab.limits import check_cost, check_experiment_cost
 from dqnlab.play import play
 from dqnlab.probe.commands import HANDSET_STATUS, handset_command, probe_command
-from dqnlab.rundir import load_run_network, prepare_run_dir, require_tensorboard, run_status, train_into
+from dqnlab.ownership import output_dir
+from dqnlab.rundir import require_tensorboard, train_into
+from dqnlab.runfiles import load_run_network, run_status
 from dqnlab.runtime import resolve_device
 
 HELP_SET = "Override one key, value as a TOML literal: --set learner.lr=1e-4 --set network.hidden='[64, 64]'. Repeatable."
@@ -48,6 +52,7 @@ def config_options(command):
 def build_config(preset, agent, config_file, overrides, env_id, samples, seed, device, checkpoint_every=None) -> Config:
     shortcuts = {"env.id": env_id, "run.samples": samples, "run.seed": seed, "run.device": device, "run.checkpoint_every": checkpoint_every}
     extra = [f"{key}={_literal(value)}" for key, value in shortcuts.items() if value is not None]
+    check_given_once([*overrides, *extra])
     return resolve(preset, agent, config_file, [*overrides, *extra])
 
 
@@ -70,6 +75,13 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except DqnlabError as error:
             raise UserError(str(error)) from None
+        except OSError as error:  # a disk that refused a write outside dqnlab's own writers (disk.py)
+            if is_disk_error(error):
+                raise UserError(str(disk_error(error))) from None
+            raise
+        except KeyboardInterrupt:  # files being written are whole or absent (disk.py): say so, as a shell expects
+            click.echo("interrupted: every file written so far is whole; nothing half-written was kept", err=True)
+            sys.exit(130)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -104,7 +116,19 @@ def train_command(preset, agent, config_file, overrides, env_id, samples, seed, 
         require_tensorboard()
     if threads is not None:
         torch.set_num_threads(threads)
-    run_dir = prepare_run_dir(out or _default_out(config), overwrite)
+    run_dir = Path(out or _default_out(config))
+    check_cost(config, spec, members=1, out=run_dir, save_replay=save_replay)  # memory and disk, before anything is written
+    with output_dir(run_dir, "run", "dqnlab train", overwrite=overwrite):
+        result, summary = _train(config, spec, run_dir, quiet, tensorboard, save_replay)
+    if result.divergence is not None:
+        click.echo(f"diverged: {result.divergence}; training stopped and {run_dir} is marked diverged", err=True)
+        sys.exit(1)
+    if not quiet:
+        click.echo(_summary_line(result, summary))
+
+
+def _train(config: Config, spec, run_dir: Path, quiet: bool, tensorboard: bool, save_replay: bool):
+    """Train into the locked, empty `run_dir` with the tutorial's lines and a progress bar."""
     echo = (lambda *a, **k: None) if quiet else click.echo
     note = time_limit_note(config.env, spec)
     if note:
@@ -114,15 +138,11 @@ def train_command(preset, agent, config_file, overrides, env_id, samples, seed, 
     display = _Display(config.run.samples, quiet)
     with display.live:
         try:
-            result, summary = train_into(run_dir, config, display.episode, display.advance, tensorboard, save_replay)
+            return train_into(run_dir, config, display.episode, display.advance, tensorboard, save_replay)
         except KeyboardInterrupt:
             display.live.stop()
             click.echo(f"interrupted: {run_dir} is incomplete (no result.json)", err=True)
             sys.exit(130)
-    if result.divergence is not None:
-        click.echo(f"diverged: {result.divergence}; training stopped and {run_dir} is marked diverged", err=True)
-        sys.exit(1)
-    echo(_summary_line(result, summary))
 
 
 class _Display:
@@ -231,9 +251,10 @@ def compare_command(experiment_file, preset, samples, seeds, first_seed, variant
             raise DqnlabError("--first-seed needs --seeds N (the number of consecutive seeds)")
         if seeds < 1:
             raise DqnlabError(f"--seeds must be >= 1; got {seeds}")
-        seeds = list(range(first_seed, first_seed + seeds))
+        seeds = range(first_seed, first_seed + seeds)
     experiment = _build_experiment(experiment_file, preset, samples, seeds, variants, overrides, eval_every)
     out = Path(out or f"results/compare-{experiment.preset}")
+    check_experiment_cost(experiment, backend, workers or os.cpu_count() or 1, population_size, out, address)
     summary = compare(
         experiment, out, workers=workers or os.cpu_count() or 1, overwrite=overwrite, quiet=quiet,
         backend=backend, population_size=population_size, address=address,
@@ -242,17 +263,29 @@ def compare_command(experiment_file, preset, samples, seeds, first_seed, variant
 
 
 def _build_experiment(experiment_file, preset, samples, seeds, variants, overrides, eval_every):
-    from dqnlab.config import parse_override
-    from dqnlab.experiments.spec import build_experiment, parse_variant_option, read_experiment_file
+    from dqnlab.config import check_given_once, parse_override
+    from dqnlab.experiments.spec import EXPERIMENT_KEYS, build_experiment, parse_variant_option, read_experiment_file
 
     data = read_experiment_file(experiment_file) if experiment_file else {}
-    common = data.get("common", {})
-    if not isinstance(common, dict) or not all(isinstance(v, dict) for v in common.values()):
-        raise DqnlabError(f"experiment file {experiment_file}: [common] must hold tables such as [common.learner]")
+    common, where = data.get("common", {}), f"experiment file {experiment_file}"
+    if not isinstance(common, dict):
+        raise DqnlabError(f"{where}: common must be a table of tables such as [common.learner]; got {common!r}")
+    for key, value in common.items():
+        if isinstance(value, dict):
+            continue
+        if key == "agent":
+            raise DqnlabError(f"{where}: [common] may not hold agent = {value!r}; each variant names its agent, e.g. [variants.slow] agent = \"naive\"")
+        if key in ("preset", "samples", "seeds"):
+            raise DqnlabError(f"{where}: [common] may not hold {key} = {value!r}; write {key} = ... at the top of the file, before any table")
+        raise DqnlabError(f"{where}: [common] may hold only tables such as [common.learner]; got {key} = {value!r}")
     common = {section: dict(values) for section, values in common.items()}
-    for text in [*overrides, *([f"run.eval_every={eval_every}"] if eval_every else [])]:
+    texts = [*overrides, *([f"run.eval_every={eval_every}"] if eval_every else [])]
+    check_given_once(texts)  # --device D and --eval-every K arrive here as run.device=D and run.eval_every=K
+    for text in texts:
         path, value = parse_override(text)
         section, _, key = path.partition(".")
+        if section == "run" and key in EXPERIMENT_KEYS:  # Experiment.config would override it for every run
+            raise DqnlabError(f"--set {path} does not apply to compare (the experiment sets it for every run); use {EXPERIMENT_KEYS[key]}")
         common.setdefault(section, {})[key] = value
     variant_tables = dict(parse_variant_option(text) for text in variants) if variants else data.get("variants")
     if variants and len(variant_tables) != len(variants):
@@ -267,10 +300,20 @@ def _build_experiment(experiment_file, preset, samples, seeds, variants, overrid
     )
 
 
+LEFT_OUT_EXIT = 3  # compare and report: the report was written, but runs failed or were left out of it
+
+
 def _print_conclusion(summary: dict, out: Path) -> None:
+    """The conclusion and where the report is; exit LEFT_OUT_EXIT if any run is missing from it."""
     for line in summary["conclusion"]:
         click.echo(line)
     click.echo(f"report: {out / 'report.html'}")
+    runs = summary["runs"]
+    left_out = runs["total"] - runs["used"] - runs["diverged"]
+    if left_out:
+        click.echo(f"{left_out} of {runs['total']} runs failed or are left out of the comparison (the report's "
+                   f"Runs section says why); exit code {LEFT_OUT_EXIT}", err=True)  # fmt: skip
+        sys.exit(LEFT_OUT_EXIT)
 
 
 @cli.command("report")
@@ -279,7 +322,8 @@ def report_command(results_dir):
     """Rebuild summary.json, summary.md, plots and report.html from a results directory's saved runs."""
     from dqnlab.analysis.report import build_report
 
-    summary = build_report(results_dir)
+    with output_dir(results_dir, "results", "dqnlab report", keep=True, create=False):
+        summary = build_report(results_dir)
     _print_conclusion(summary, Path(results_dir))
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import tomllib
 import types
@@ -29,6 +30,9 @@ from dqnlab.errors import DqnlabError
 TD_GRADIENTS = ("full", "semi")
 LOSSES = ("mse", "huber")
 AGENTS = ("naive", "replay")
+# The training loop keeps replay.updates_per_step as a fraction with a denominator of at most a million
+# (engine/training.py), so a smaller ratio would round to no learning at all.
+MIN_UPDATES_PER_STEP = 1e-6
 
 
 @dataclass(frozen=True)
@@ -215,6 +219,28 @@ def parse_override(text: str) -> tuple[str, Any]:
     return path, _parse_literal(raw.strip(), _field_type(section, key), path)
 
 
+SHORTCUTS = {"env.id": "--env", "run.samples": "--samples", "run.seed": "--seed", "run.device": "--device",
+             "run.checkpoint_every": "--checkpoint-every", "run.eval_every": "--eval-every"}  # options that set one key
+
+
+def check_given_once(overrides: typing.Sequence[str]) -> None:
+    """Refuse a command line that gives one key two different values (as `--set`s or their shortcut options).
+
+    `resolve` applies overrides in order, so the last would silently win.
+    """
+    seen: dict[str, tuple[Any, str]] = {}
+    for text in overrides:
+        path, value = parse_override(text)
+        section, _, key = path.partition(".")
+        value = _check_type(value, _field_type(section, key), path)
+        raw = text.partition("=")[2].strip()
+        if path in seen and seen[path][0] != value:
+            option = SHORTCUTS.get(path)
+            same = f" ({option} sets the same key as --set {path})" if option else ""
+            raise DqnlabError(f"{path} is given two different values, {seen[path][1]} and {raw}; give it once{same}")
+        seen[path] = (value, raw)
+
+
 def _parse_literal(raw: str, expected: Any, path: str) -> Any:
     if raw.lower() in ("none", "null") and _is_optional(expected):
         return None
@@ -292,6 +318,7 @@ def validate(config: Config) -> None:
         ("env.max_episode_steps", env.max_episode_steps is None or env.max_episode_steps >= 1, "must be >= 1 (or none)"),
         ("network.hidden", len(net.hidden) >= 1 and min(net.hidden) >= 1, "must be one or more widths >= 1"),
         ("learner.lr", learner.lr > 0, "must be > 0"),
+        ("learner.lr", math.isfinite(learner.lr), "must be finite"),
         ("learner.gamma", 0 <= learner.gamma <= 1, "must be in [0, 1]"),
         ("learner.epsilon", 0 <= learner.epsilon <= 1, "must be in [0, 1]"),
         ("learner.td_gradient", learner.td_gradient in TD_GRADIENTS, f"must be one of {', '.join(TD_GRADIENTS)}"),
@@ -300,6 +327,9 @@ def validate(config: Config) -> None:
         ("replay.batch_size", replay.batch_size >= 1, "must be >= 1"),
         ("replay.warmup", replay.warmup >= 1, "must be >= 1 (nothing can be drawn from an empty memory)"),
         ("replay.updates_per_step", replay.updates_per_step > 0, "must be > 0"),
+        ("replay.updates_per_step", math.isfinite(replay.updates_per_step), "must be finite"),
+        ("replay.updates_per_step", replay.updates_per_step >= MIN_UPDATES_PER_STEP,
+         "must be >= 1e-6 (the training loop keeps it to the nearest millionth, so a smaller ratio never learns)"),
         ("replay.capacity", not bounded or replay.capacity >= replay.batch_size, "must be >= replay.batch_size"),
         ("replay.warmup", not distinct or replay.warmup >= replay.batch_size, "must be >= replay.batch_size when sampling without replacement"),
         ("run.seed", 0 <= run.seed < 2**63, "must be in [0, 2**63)"),

@@ -13,6 +13,7 @@ import numpy as np
 
 from dqnlab import seeding
 from dqnlab.config import EnvConfig
+from dqnlab.disk import write_with
 from dqnlab.engine.envs import make_env
 from dqnlab.engine.learner import greedy_action
 from dqnlab.engine.network import QNetwork
@@ -44,6 +45,8 @@ def play(
     """
     if episodes < 1 or max_steps < 1 or gif_max_frames < 1:
         raise DqnlabError(f"episodes, max_steps and gif frames must be >= 1; got {episodes}, {max_steps}, {gif_max_frames}")
+    if gif_path is not None:
+        check_gif_target(Path(gif_path))  # before playing: a refusal costs nothing
     device = next(network.parameters()).device
     env, _ = make_env(env_config, render_mode="rgb_array" if gif_path else None)
     reset_seeds = seeding.ResetSeeds(seed, "evaluate")
@@ -72,9 +75,30 @@ def write_gif(frames: list[np.ndarray], path: Path, fps: int = 50) -> None:
 
     if not frames:
         raise DqnlabError("no frames to write: the environment rendered nothing")
-    if path.parent and not path.parent.is_dir():
-        raise DqnlabError(f"cannot write {path}: folder {path.parent} does not exist")
+    check_gif_target(path)
     images = [Image.fromarray(frame) for frame in frames]
-    tmp = path.with_name(path.name + ".tmp")
-    images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
-    tmp.replace(path)
+    write_with(path, lambda handle: images[0].save(
+        handle, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0, comment=GIF_COMMENT,
+    ))  # fmt: skip
+
+
+GIF_COMMENT = b"written by dqnlab play"  # how a GIF that dqnlab may replace is recognised
+
+
+def check_gif_target(path: Path) -> None:
+    """Refuse a GIF path in a missing folder, behind a link, or holding a file dqnlab did not write."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.parent.is_dir():
+        raise DqnlabError(f"cannot write {path}: folder {path.parent} does not exist")
+    if path.is_symlink():
+        raise DqnlabError(f"{path} is a symbolic link; dqnlab never writes through links: choose another --gif path")
+    if not path.exists():
+        return
+    try:
+        with Image.open(path) as image:
+            ours = image.format == "GIF" and image.info.get("comment") == GIF_COMMENT
+    except (OSError, UnidentifiedImageError, ValueError):
+        ours = False
+    if not ours or not path.is_file():
+        raise DqnlabError(f"{path} exists and was not written by dqnlab play; choose another --gif path")

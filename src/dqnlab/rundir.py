@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import os
-import shutil
 import time
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -29,13 +26,14 @@ from typing import Any, Callable
 import torch
 
 from dqnlab import __version__
-from dqnlab.config import Config, config_from_dict, config_to_json
-from dqnlab.engine.envs import make_env
+from dqnlab.config import Config, config_to_json
 from dqnlab.engine.network import QNetwork
 from dqnlab.engine.records import EpisodeRecord, EvaluationRecord, TrainResult
 from dqnlab.engine.replay import bytes_per_transition
 from dqnlab.engine.training import train
+from dqnlab.disk import make_dir, write_json, write_text, write_with
 from dqnlab.errors import DqnlabError
+from dqnlab.ownership import claim
 
 CONFIG, EPISODES, WEIGHTS, RESULT, REPLAY = "config.json", "episodes.csv", "weights.pt", "result.json", "replay.npz"
 EVALUATIONS = "evaluations.csv"
@@ -43,28 +41,6 @@ CHECKPOINTS, TENSORBOARD = "checkpoints", "tensorboard"
 CHECKPOINT_FILE = "samples-{:09d}.pt"  # the samples trained when it was saved
 EPISODE_COLUMNS = [f.name for f in fields(EpisodeRecord)]
 EVALUATION_COLUMNS = [f.name for f in fields(EvaluationRecord)]
-
-
-def prepare_run_dir(path: str | Path, overwrite: bool = False) -> Path:
-    """Create an empty run directory; refuse to clobber anything that is not ours."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise DqnlabError(f"{path} exists and is not a directory; choose another --out")
-    if path.is_dir() and any(path.iterdir()):
-        if not overwrite:
-            raise DqnlabError(f"{path} already holds files; pass --overwrite to replace the run, or choose another --out")
-        if not (path / CONFIG).is_file():
-            raise DqnlabError(f"{path} is not a dqnlab run directory (no {CONFIG}); refusing to overwrite it")
-        shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write through a temporary file and a rename: a reader never sees half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _csv_text(header: list[str] | None, records: list) -> str:
@@ -79,9 +55,8 @@ def _csv_text(header: list[str] | None, records: list) -> str:
 
 def save_weights(network: QNetwork, path: Path) -> None:
     """Write a CPU state_dict atomically: a crash never leaves half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({k: v.detach().cpu() for k, v in network.state_dict().items()}, tmp)
-    os.replace(tmp, path)
+    state = {k: v.detach().cpu() for k, v in network.state_dict().items()}
+    write_with(path, lambda handle: torch.save(state, handle))
 
 
 class RunWriter:
@@ -97,12 +72,12 @@ class RunWriter:
         self._rows: list[str] = []
         self._evaluations: list[EvaluationRecord] = []
         self._flush_seconds, self._flushed_at = flush_seconds, time.monotonic()
-        atomic_write_text(path / CONFIG, config_to_json(config))
+        write_text(path / CONFIG, config_to_json(config))
         self._write_episodes()
         self._tb = _tensorboard_writer(path / TENSORBOARD) if tensorboard else None
 
     def _write_episodes(self) -> None:
-        atomic_write_text(self.path / EPISODES, _csv_text(EPISODE_COLUMNS, []) + "".join(self._rows))
+        write_text(self.path / EPISODES, _csv_text(EPISODE_COLUMNS, []) + "".join(self._rows))
         self._flushed_at = time.monotonic()
 
     def episode(self, record: EpisodeRecord) -> None:
@@ -117,10 +92,10 @@ class RunWriter:
 
     def evaluation(self, record: EvaluationRecord) -> None:
         self._evaluations.append(record)
-        atomic_write_text(self.path / EVALUATIONS, _csv_text(EVALUATION_COLUMNS, self._evaluations))
+        write_text(self.path / EVALUATIONS, _csv_text(EVALUATION_COLUMNS, self._evaluations))
 
     def checkpoint(self, samples: int, network: QNetwork) -> None:
-        (self.path / CHECKPOINTS).mkdir(exist_ok=True)
+        make_dir(self.path / CHECKPOINTS)
         save_weights(network, self.path / CHECKPOINTS / CHECKPOINT_FILE.format(samples))
 
     def finish(self, result: TrainResult, backend: str = "single", clock: str = "own") -> dict[str, Any]:
@@ -133,7 +108,7 @@ class RunWriter:
         if result.replay is not None:
             result.replay.save(self.path / REPLAY)
         summary = summarize(result, backend, clock)
-        atomic_write_text(self.path / RESULT, json.dumps(summary, indent=2) + "\n")
+        write_json(self.path / RESULT, summary)
         return summary
 
     def close(self) -> None:
@@ -186,8 +161,8 @@ def train_into(
 def write_failure(run_dir: Path, error: BaseException | str) -> None:
     """Mark a run that crashed: result.json with status "failed" and the error's one-line text."""
     text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / RESULT, json.dumps({"status": "failed", "error": text.splitlines()[0] if text else ""}, indent=2) + "\n")
+    claim(run_dir, "run")
+    write_json(run_dir / RESULT, {"status": "failed", "error": text.splitlines()[0] if text.strip() else ""})
 
 
 def _tensorboard_writer(path: Path):
@@ -234,69 +209,5 @@ def summarize(result: TrainResult, backend: str = "single", clock: str = "own") 
     }
 
 
-# ---------------------------------------------------------------- reading
-
-
-def run_status(run_dir: str | Path) -> str:
-    """result.json's status ("complete", "diverged", "failed"), or "incomplete" without one."""
-    try:
-        status = json.loads((Path(run_dir) / RESULT).read_text()).get("status")
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-        return "incomplete"
-    return str(status or "incomplete")
-
-
-def checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
-    """(samples, path) of every checkpoint a run saved, oldest first."""
-    found = []
-    for path in (Path(run_dir) / CHECKPOINTS).glob("samples-*.pt"):
-        digits = path.name.removeprefix("samples-").removesuffix(".pt")
-        if digits.isdigit():
-            found.append((int(digits), path))
-    return sorted(found)
-
-
-def load_config(run_dir: str | Path) -> Config:
-    path = Path(run_dir) / CONFIG
-    if not path.is_file():
-        raise DqnlabError(f"{run_dir} is not a dqnlab run directory: it has no {CONFIG}")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DqnlabError(f"{path} is not valid JSON: {error}") from None
-    return config_from_dict(data, source=str(path))
-
-
-def load_run_network(run_dir: str | Path, device: torch.device | str = "cpu", weights: str | Path | None = None):
-    """A run's configuration and its final Q-network (or the weights file named)."""
-    config = load_config(run_dir)
-    env, spec = make_env(config.env)
-    env.close()
-    network = load_network(weights or Path(run_dir) / WEIGHTS, spec.obs_dim, spec.n_actions, device)
-    return config, network
-
-
-def load_network(path: str | Path, obs_dim: int, n_actions: int, device: torch.device | str = "cpu") -> QNetwork:
-    """A Q-network from a weights file, its shape read from the file and checked."""
-    path = Path(path)
-    if not path.is_file():
-        raise DqnlabError(f"{path} does not exist: the run has no weights (did it finish?)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for unreadable or unsafe files
-        raise DqnlabError(f"{path} is not a readable weights file: {str(error).splitlines()[0]}") from None
-    weights = [state.get(f"layers.{i}.weight") for i in range(len(state) // 2)] if isinstance(state, dict) else [None]
-    if not weights or any(w is None or w.dim() != 2 for w in weights):
-        raise DqnlabError(f"{path} does not hold a dqnlab Q-network (expected layers.N.weight/bias tensors)")
-    hidden = tuple(int(w.shape[0]) for w in weights[:-1])
-    if int(weights[0].shape[1]) != obs_dim or int(weights[-1].shape[0]) != n_actions:
-        raise DqnlabError(
-            f"{path} maps {weights[0].shape[1]} inputs to {weights[-1].shape[0]} actions, "
-            f"but the environment has {obs_dim} observations and {n_actions} actions"
-        )
-    network = QNetwork(obs_dim, n_actions, hidden)
-    try:
-        network.load_state_dict(state)
-    except RuntimeError as error:
-        raise DqnlabError(f"{path} does not match a {hidden} network: {str(error).splitlines()[0]}") from None
-    return network.to(device)
+# Reading a run directory back (run_status, checkpoints, load_config, load_run_network): dqnlab.runfiles;
+# a weights file (load_network): dqnlab.weightfile.

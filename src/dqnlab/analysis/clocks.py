@@ -11,11 +11,13 @@ the rate of the timing run's second half.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from dqnlab.disk import read_json_object
+from dqnlab.errors import DqnlabError
 
 OWN = "own clock: each run timed itself, alone on one core"
 
@@ -67,10 +69,10 @@ class Timing:
     def load(cls, path: Path) -> Timing | None:
         """The timing run in `path`; None if it is absent or unreadable."""
         try:
-            data = json.loads(path.read_text())
+            data = read_json_object(path)  # strict: NaN, Infinity, non-UTF-8 or a non-object is unreadable
             xs, ts = np.asarray(data["samples"], dtype=np.float64), np.asarray(data["seconds"], dtype=np.float64)
             seed, config = int(data["seed"]), dict(data["config"])
-        except (OSError, ValueError, KeyError, TypeError):
+        except (DqnlabError, OSError, ValueError, KeyError, TypeError):
             return None
         if xs.ndim != 1 or xs.shape != ts.shape or len(xs) < 2 or not (np.isfinite(xs).all() and np.isfinite(ts).all()):
             return None

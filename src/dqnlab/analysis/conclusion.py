@@ -30,7 +30,7 @@ def conclusion(summary: dict[str, Any]) -> list[str]:
             f"{runs['total'] - runs['used']} of {runs['total']} runs are left out of the per-variant figures: "
             f"{runs['diverged']} diverged (each counted in the paired comparisons as the worst outcome), "
             f"{runs['failed']} failed, {runs['incomplete'] + runs['missing']} incomplete or missing, "
-            f"{runs['outdated']} written by an older dqnlab."
+            f"{runs['unreadable']} unreadable, {runs['outdated']} written by an older dqnlab."
         )
     if runs.get("retried"):
         lines.append(f"{runs['retried']} run(s) lost their worker and were rerun from the start (Ray backend).")

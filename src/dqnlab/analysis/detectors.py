@@ -21,10 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from dqnlab.analysis.runs import Run
+from dqnlab.disk import make_dir
+from dqnlab.errors import DqnlabError
 from dqnlab.probe.probeset import ProbeSet, build_probe_set
 from dqnlab.probe.report import PROBE, PROBE_SET
 from dqnlab.probe.stability import Stability, stability
-from dqnlab.rundir import checkpoints, load_run_network
+from dqnlab.runfiles import checkpoints, load_run_network
 
 KEYS = ("repurposed_share", "null_repurposed_share", "excess_repurposed_share", "relative_weight_change",
         "dead_units", "near_silent_units")  # fmt: skip
@@ -34,7 +36,7 @@ def repurposing(out: str | Path, runs: list[Run], run_dirs: dict[tuple[str, int]
     """{(variant, seed): {key: value for key in KEYS}} per finished run with an interval to compare; empty if none has.
 
     A run's final weights count as its last checkpoint, so one saved checkpoint already gives an interval;
-    a run whose checkpoints give no interval is left out. See `stability_numbers` for what each key means.
+    a run whose checkpoints give no interval, or whose weights or checkpoints cannot be read, is left out. See `stability_numbers` for what each key means.
     """
     usable = [run for run in runs if run.usable and len(checkpoints(run_dirs[(run.variant, run.seed)])) >= 1]
     if not usable:
@@ -43,8 +45,12 @@ def repurposing(out: str | Path, runs: list[Run], run_dirs: dict[tuple[str, int]
     numbers = {}
     for run in usable:
         run_dir = run_dirs[(run.variant, run.seed)]
-        _, network = load_run_network(run_dir)
-        change = stability(run_dir, probe, network.obs_dim, network.n_actions, int(run.result.get("samples", 0)) or None)
+        try:
+            _, network = load_run_network(run_dir)
+            change = stability(run_dir, probe, network.obs_dim, network.n_actions, int(run.result.get("samples", 0)) or None,
+                               hidden=network.hidden)
+        except DqnlabError:  # a corrupt checkpoint: this run gives no interval, like a run without checkpoints
+            continue
         if change is not None:
             numbers[(run.variant, run.seed)] = stability_numbers(change)
     return numbers
@@ -76,10 +82,13 @@ def _shared_probe_set(out: str | Path, usable: list[Run], run_dirs: dict[tuple[s
     for run in usable:
         first.setdefault(run.variant, run)
     config, _ = load_run_network(run_dirs[(usable[0].variant, usable[0].seed)])
-    probe = ProbeSet.load(path) if path.is_file() else None
+    try:
+        probe = ProbeSet.load(path) if path.is_file() else None
+    except DqnlabError:  # corrupt: it is only a cache of what build_probe_set makes again
+        probe = None
     if probe is None or probe.env_id != config.env.id:
         networks = [load_run_network(run_dirs[(run.variant, run.seed)])[1] for run in first.values()]
         probe = build_probe_set(networks, config.env, seed=0)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_dir(path.parent)
         probe.save(path)
     return probe

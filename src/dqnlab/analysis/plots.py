@@ -36,6 +36,7 @@ from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator, ScalarFo
 from dqnlab.analysis.metrics import CURVE_WINDOW, FORGETTING_LOW
 from dqnlab.analysis.runs import Run
 from dqnlab.analysis.measures import HEADLINE
+from dqnlab.disk import make_dir, write_with
 
 PLOTS = "plots"
 DPI = 120
@@ -56,7 +57,7 @@ NO_METADATA = {"Software": None}  # no matplotlib version stamp: the same data g
 def write_plots(out: str | Path, summary: dict[str, Any], runs: Iterable[Run] = ()) -> list[Path]:
     """Draw every figure into OUT/plots/ (each written atomically); returns the paths written."""
     directory = Path(out) / PLOTS
-    directory.mkdir(parents=True, exist_ok=True)
+    make_dir(directory)
     figures = {
         "curves.png": plot_curves(summary),
         "strips.png": plot_strips(summary, list(runs)),
@@ -73,9 +74,7 @@ def save_figures(directory: Path, figures: dict[str, Figure | None]) -> list[Pat
         if figure is None:  # nothing to draw: a figure left from an earlier build would contradict the report
             path.unlink(missing_ok=True)
             continue
-        tmp = directory / (name + ".tmp")
-        figure.savefig(tmp, format="png", dpi=DPI, metadata=NO_METADATA)
-        tmp.replace(path)
+        write_with(path, lambda handle, figure=figure: figure.savefig(handle, format="png", dpi=DPI, metadata=NO_METADATA))
         written.append(path)
     return written
 

@@ -69,7 +69,8 @@ def _setup(summary: dict[str, Any]) -> list[Block]:
     blocks.append(
         Paragraph(
             f"Runs: {fmt(runs['total'])} in all; {fmt(runs['complete'])} complete, {fmt(runs['diverged'])} diverged, "
-            f"{fmt(runs['failed'])} failed, {fmt(runs['incomplete'])} incomplete, {fmt(runs['missing'])} missing. "
+            f"{fmt(runs['failed'])} failed, {fmt(runs['incomplete'])} incomplete, {fmt(runs['missing'])} missing, "
+            f"{fmt(runs.get('unreadable', 0))} unreadable. "
             + ("Left out of the per-variant figures:" if runs["excluded"] else "No run is left out of the per-variant figures.")
         )
     )
@@ -202,7 +203,7 @@ def _how_to_read(summary: dict[str, Any]) -> list[Block]:
             "A verdict needs a two-sided sign test on the paired wins with p < 0.05 after Holm-Bonferroni adjustment "
             "across the pair's measures; otherwise the comparison is inconclusive.",
             "Diverged runs are left out of the per-variant figures and enter the paired comparisons as the worst "
-            "outcome; failed, incomplete and missing runs are excluded and counted above.",
+            "outcome; failed, incomplete, missing and unreadable runs are excluded and counted above.",
             "A failure is an episode the environment terminated (on CartPole: the pole fell or the cart left the "
             "track), never a time limit. Failure rates count every sample, so an episode still running when the "
             "budget ends counts fully instead of being left out or counted by its score so far.",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +10,8 @@ from dqnlab.analysis.plots import write_plots
 from dqnlab.analysis.render import render_html, render_markdown
 from dqnlab.analysis.runs import load_experiment, load_timings
 from dqnlab.analysis.summary import summarize
+from dqnlab.disk import json_text, write_text
 from dqnlab.experiments.runner import run_dir_for
-from dqnlab.rundir import atomic_write_text
 
 SUMMARY_JSON = "summary.json"
 SUMMARY_MD = "summary.md"
@@ -30,8 +29,8 @@ def build_report(out: str | Path) -> dict[str, Any]:
     experiment, runs = load_experiment(out)
     run_dirs = {(run.variant, run.seed): run_dir_for(out, run.variant, run.seed) for run in runs}
     summary = summarize(experiment, runs, repurposing(out, runs, run_dirs), load_timings(out, experiment))
-    atomic_write_text(out / SUMMARY_JSON, json.dumps(summary, indent=2) + "\n")
+    write_text(out / SUMMARY_JSON, json_text(summary))
     plots = write_plots(out, summary, runs)
-    atomic_write_text(out / SUMMARY_MD, render_markdown(summary, plots=[path.name for path in plots]))
-    atomic_write_text(out / REPORT_HTML, render_html(summary, {path.name: path.read_bytes() for path in plots}))
+    write_text(out / SUMMARY_MD, render_markdown(summary, plots=[path.name for path in plots]))
+    write_text(out / REPORT_HTML, render_html(summary, {path.name: path.read_bytes() for path in plots}))
     return summary

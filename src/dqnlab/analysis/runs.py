@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,11 +10,15 @@ import numpy as np
 
 from dqnlab.analysis.clocks import Timing
 from dqnlab.config import config_to_dict
+from dqnlab.disk import read_json_object
 from dqnlab.errors import DqnlabError
 from dqnlab.experiments.clock import timing_config
 from dqnlab.experiments.runner import EXPERIMENT, clock_file_for, run_dir_for
 from dqnlab.experiments.spec import Experiment
-from dqnlab.rundir import EPISODES, EVALUATIONS, RESULT
+from dqnlab.rundir import EPISODES
+from dqnlab.runfiles import FINISHED, RunFileError, check_run, read_episodes, read_evaluations, read_result
+
+UNREADABLE = "unreadable"  # a run whose files do not read back (`Run.reason` says why)
 
 
 @dataclass(frozen=True)
@@ -25,10 +27,11 @@ class Run:
 
     variant: str
     seed: int
-    status: str  # complete | diverged | failed | missing | incomplete
+    status: str  # complete | diverged | failed | missing | incomplete | unreadable
     result: dict[str, Any]  # result.json ({} when absent)
     episodes: dict[str, np.ndarray]  # column -> (E,) array
     evaluations: dict[str, np.ndarray]  # column -> (K,) array; empty without evaluations
+    reason: str = ""  # why an unreadable run could not be read, e.g. "episodes.csv line 7: score is 'hello', not a number"
 
     @property
     def usable(self) -> bool:
@@ -36,32 +39,25 @@ class Run:
         return self.status == "complete"
 
 
-def read_csv_columns(path: Path) -> dict[str, np.ndarray]:
-    """A numeric CSV as columns (empty fields become NaN)."""
-    with path.open(newline="") as handle:
-        rows = list(csv.reader(handle))
-    if not rows:
-        raise DqnlabError(f"{path} is empty")
-    header, body = rows[0], rows[1:]
-    try:
-        table = np.array([[float(v) if v != "" else np.nan for v in row] for row in body], dtype=np.float64)
-    except ValueError as error:
-        raise DqnlabError(f"{path} holds a value that is not a number: {error}") from None
-    table = table.reshape(len(body), len(header))  # (E, columns), also when E == 0
-    return {name: table[:, i] for i, name in enumerate(header)}
-
-
 def load_run(path: Path, variant: str, seed: int) -> Run:
+    """The run in `path`, read and checked as resuming checks it (`runfiles.check_run`); never raises for its files.
+
+    A finished run whose files do not read back or do not agree is "unreadable", with the reason kept.
+    A run that did not finish keeps its status; its episodes are read (and checked) for the plots.
+    """
     if not path.is_dir():
         return Run(variant, seed, "missing", {}, {}, {})
+    result = None
     try:
-        result = json.loads((path / RESULT).read_text())
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
-        result = {}
-    status = result.get("status", "incomplete") if isinstance(result, dict) else "incomplete"
-    episodes = read_csv_columns(path / EPISODES) if (path / EPISODES).is_file() else {}
-    evaluations = read_csv_columns(path / EVALUATIONS) if (path / EVALUATIONS).is_file() else {}
-    return Run(variant, seed, status, result if isinstance(result, dict) else {}, episodes, evaluations)
+        result = read_result(path)
+        status = "incomplete" if result is None else str(result.get("status") or "incomplete")
+        if status in FINISHED:
+            run = check_run(path)
+            return Run(variant, seed, status, run.result, run.episodes, run.evaluations)
+        episodes = read_episodes(path) if (path / EPISODES).is_file() else {}
+        return Run(variant, seed, status, result or {}, episodes, read_evaluations(path))
+    except RunFileError as error:
+        return Run(variant, seed, UNREADABLE, result or {}, {}, {}, reason=error.reason)
 
 
 def load_experiment(out: str | Path) -> tuple[Experiment, list[Run]]:
@@ -70,10 +66,7 @@ def load_experiment(out: str | Path) -> tuple[Experiment, list[Run]]:
     path = out / EXPERIMENT
     if not path.is_file():
         raise DqnlabError(f"{out} is not a dqnlab results directory: it has no {EXPERIMENT}")
-    try:
-        experiment = Experiment.from_dict(json.loads(path.read_text()), source=str(path))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DqnlabError(f"{path} is not valid JSON: {error}") from None
+    experiment = Experiment.from_dict(read_json_object(path), source=str(path))
     runs = [load_run(run_dir_for(out, v.name, seed), v.name, seed) for v, seed in experiment.runs()]
     return experiment, runs
 

@@ -6,8 +6,8 @@ what summary.json says.
 
 Runs that finished their whole budget enter the per-variant figures;
 diverged runs enter the paired comparisons as the worst outcome
-(`analysis.comparisons`) and are counted; failed and missing runs are
-counted and named, never silently dropped. Per-second figures use one
+(`analysis.comparisons`) and are counted; failed, missing and unreadable
+runs are counted and named, never silently dropped. Per-second figures use one
 agent's clock (`analysis.clocks`), whichever backend trained the run; a
 population's own clock is reported apart, as throughput.
 """
@@ -27,7 +27,7 @@ from dqnlab.analysis.measures import (
     DETECTORS, MEASURES, RATES, common_limits, has_terminations, run_clock, run_measures, samples_per_failure,
     shares_clock,
 )
-from dqnlab.analysis.runs import Run
+from dqnlab.analysis.runs import UNREADABLE, Run
 from dqnlab.experiments.spec import Experiment
 
 CURVE_POINTS = 100
@@ -70,7 +70,7 @@ def summarize(experiment: Experiment, runs: list[Run], repurposing: dict[tuple[s
 
 def _run_counts(runs: list[Run], usable: list[Run]) -> dict[str, Any]:
     counts: dict[str, Any] = {"total": len(runs)}
-    for status in ("complete", "diverged", "failed", "incomplete", "missing"):
+    for status in ("complete", "diverged", "failed", "incomplete", "missing", UNREADABLE):
         counts[status] = sum(run.status == status for run in runs)
     counts["outdated"] = sum(run.usable and not has_terminations(run) for run in runs)
     counts["used"] = len(usable)
@@ -80,6 +80,7 @@ def _run_counts(runs: list[Run], usable: list[Run]) -> dict[str, Any]:
         f"{run.variant}/seed-{run.seed:03d}: " + (
             "diverged (in the paired comparisons as the worst outcome)" if run.status == "diverged"
             else "written before episodes.csv recorded terminations; rerun compare to redo it" if run.usable
+            else f"unreadable ({run.reason}); rerun compare to redo it" if run.status == UNREADABLE
             else run.status)
         for run in runs if (run.variant, run.seed) not in ids
     ]  # fmt: skip

@@ -14,16 +14,17 @@ reach those samples on one core of this machine.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import torch
 
 from dqnlab.config import Config, config_to_dict
+from dqnlab.disk import make_dir, read_json_object, write_json
+from dqnlab.errors import DqnlabError
 from dqnlab.engine.training import train
 from dqnlab.experiments.runner import KEPT_STATUSES, clock_file_for, run_dir_for
 from dqnlab.experiments.spec import Experiment
-from dqnlab.rundir import RESULT, atomic_write_text
+from dqnlab.rundir import RESULT
 
 
 def timing_config(experiment: Experiment, variant_name: str) -> Config:
@@ -55,27 +56,27 @@ def time_one_agent(experiment: Experiment, out: Path, variant_name: str) -> Path
     ends = [(e.samples, e.wall_seconds) for e in result.episodes]
     points = [(0, 0.0), *ends, (result.samples, result.wall_seconds)]
     path = clock_file_for(out, variant_name)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(path.parent)
     record = {
         "variant": variant_name, "seed": config.run.seed, "threads": 1, "device": result.device,
         "status": result.status, "config": config_to_dict(config),
         "samples": [int(s) for s, _ in points], "seconds": [round(float(t), 4) for _, t in points],
     }  # fmt: skip
-    atomic_write_text(path, json.dumps(record, indent=1) + "\n")
+    write_json(path, record, indent=1)
     return path
 
 
 def _shared(run_dir: Path) -> bool:
     try:
-        result = json.loads((run_dir / RESULT).read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        result = read_json_object(run_dir / RESULT)  # strict; absent or corrupt reads as not shared
+    except (DqnlabError, OSError):
         return False
-    return isinstance(result, dict) and result.get("status") in KEPT_STATUSES and result.get("clock") == "shared"
+    return result.get("status") in KEPT_STATUSES and result.get("clock") == "shared"
 
 
 def _current(path: Path, config: Config) -> bool:
     try:
-        stored = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        stored = read_json_object(path)  # strict; absent or corrupt reads as out of date
+    except (DqnlabError, OSError):
         return False
-    return isinstance(stored, dict) and stored.get("config") == config_to_dict(config)
+    return stored.get("config") == config_to_dict(config)

@@ -17,7 +17,6 @@ on disk, so rerunning the command resumes.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import tempfile
@@ -25,10 +24,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from dqnlab.disk import json_text, make_dir, parse_json, write_bytes
 from dqnlab.errors import DqnlabError
 from dqnlab.experiments.local import FAULT_VARIABLE, Event
 from dqnlab.experiments.population import population_key, populations, run_populations
-from dqnlab.experiments.runner import RunTask, fresh_run_dir, run_task
+from dqnlab.experiments.runner import RunTask, fresh_run_dir, raise_disk_error, run_task
 from dqnlab.rundir import RESULT, write_failure
 
 RETRIES = 2  # resubmissions after a worker or node died
@@ -85,7 +85,7 @@ def _execute(tasks: list[RunTask], population: bool, fault: bool) -> list[tuple[
             os._exit(70)
 
     with tempfile.TemporaryDirectory(prefix="dqnlab-") as tmp:
-        local = [RunTask(t.variant, t.seed, t.config, Path(tmp) / f"run-{i}") for i, t in enumerate(tasks)]
+        local = [RunTask(t.variant, t.seed, t.config, Path(tmp) / f"run-{i}", root=Path(tmp)) for i, t in enumerate(tasks)]
         if population:
             outcomes: dict[str, dict[str, Any]] = {}
 
@@ -155,14 +155,13 @@ def _failed(task: RunTask, error: str) -> dict[str, Any]:
 
 def _land(task: RunTask, outcome: dict[str, Any], files: dict[str, bytes], attempt: int) -> dict[str, Any]:
     """Write a finished run's files into its directory on this machine, result.json last."""
+    raise_disk_error(outcome)  # the worker's disk was full: stop, as the local backends do
     fresh_run_dir(task)
     for name, data in sorted(files.items(), key=lambda item: item[0] == RESULT):
         path = task.run_dir / name
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_dir(path.parent)
         if name == RESULT and outcome.get("status") != "failed":
-            outcome = {**json.loads(data), "attempts": attempt}
-            data = (json.dumps(outcome, indent=2) + "\n").encode()
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+            outcome = {**parse_json(data, f"{task.key}'s result.json"), "attempts": attempt}
+            data = json_text(outcome).encode()
+        write_bytes(path, data)
     return outcome

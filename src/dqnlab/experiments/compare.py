@@ -19,7 +19,8 @@ from dqnlab.experiments.clock import time_one_agent, variants_to_time
 from dqnlab.experiments.cluster import ray_session, run_ray
 from dqnlab.experiments.local import Event, outcome_line, run_local
 from dqnlab.experiments.population import populations, run_populations
-from dqnlab.experiments.runner import Plan, plan, prepare_results_dir
+from dqnlab.experiments.runner import Plan, check_experiment, plan, raise_disk_error, write_experiment
+from dqnlab.ownership import output_dir
 from dqnlab.experiments.spec import Experiment
 
 
@@ -60,8 +61,14 @@ def compare(
 
 
 def _compare(experiment, out, workers, overwrite, quiet, backend, population_size, address) -> dict[str, Any]:
-    prepare_results_dir(out, experiment, overwrite)
-    work = plan(experiment, out)
+    with output_dir(out, "results", "dqnlab compare", overwrite=overwrite, keep=True):
+        check_experiment(out, experiment)  # nothing has been written yet
+        work = plan(experiment, out)
+        write_experiment(out, experiment)
+        return _sweep(experiment, out, work, workers, quiet, backend, population_size, address)
+
+
+def _sweep(experiment, out, work: Plan, workers, quiet, backend, population_size, address) -> dict[str, Any]:
     echo = (lambda *a, **k: None) if quiet else click.echo
     total = len(work.tasks) + len(work.kept)
     if backend == "population":
@@ -129,6 +136,7 @@ class _SweepDisplay:
             self.live.line(f"retrying {key}: {event[2]}")
         elif kind == "done":
             outcome = event[2]
+            raise_disk_error(outcome)
             self.failed += outcome.get("status") == "failed"
             self.done += 1
             if key in self.bars:

@@ -10,6 +10,7 @@ held as failed and starts a replacement, so the sweep goes on.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import signal
@@ -25,10 +26,11 @@ Event = tuple  # ("start", key) | ("progress", key, samples) | ("done", key, out
 FAULT_VARIABLE = "DQNLAB_KILL_WORKER_AT"  # a run key; its worker process exits abruptly (fault injection)
 
 
-def _worker(connection: Connection, progress_every: int) -> None:
+def _worker(connection: Connection, progress_every: int, parent: int) -> None:
     import torch
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it terminates us
+    _die_with_parent(parent)
     torch.set_num_threads(1)  # one thread per worker: workers, not threads, fill the cores
     while (task := connection.recv()) is not None:
         if os.environ.get(FAULT_VARIABLE) == task.key:  # tests kill a worker mid-sweep this way
@@ -39,6 +41,22 @@ def _worker(connection: Connection, progress_every: int) -> None:
                 connection.send(("progress", key, samples))
 
         connection.send(("done", task.key, run_task(task, progress)))
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to kill this worker when the parent dies (kill -9 included).
+
+    The parent holds the results directory's lock; once it is gone, the next
+    command may take the directory over, and an orphaned worker must not
+    write into it. Elsewhere, a worker notices only at its next message.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
 
 
 @dataclass
@@ -55,7 +73,7 @@ def run_local(tasks: list[RunTask], workers: int, on_event: Callable[[Event], No
 
     def start_slot() -> _Slot:
         parent, child = context.Pipe()
-        process = context.Process(target=_worker, args=(child, progress_every), daemon=True)
+        process = context.Process(target=_worker, args=(child, progress_every, os.getpid()), daemon=True)
         process.start()
         child.close()
         return _Slot(process, parent)

@@ -13,11 +13,14 @@ result.json, so the next run of the command redoes them.
 
 from __future__ import annotations
 
+import contextlib
 from itertools import groupby
 from typing import Callable
 
 import torch
 
+from dqnlab.disk import DiskError
+from dqnlab.errors import DqnlabError
 from dqnlab.experiments.local import Event
 from dqnlab.experiments.runner import RunTask, fresh_run_dir
 from dqnlab.engine.training import train_population
@@ -73,9 +76,10 @@ def _run_one(members: list[RunTask], on_event: Callable[[Event], None], progress
             on_evaluation=lambda k, record: writers[k].evaluation(record),
             progress_every=progress_every,
         )  # fmt: skip
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, DiskError):  # the user or the disk stops the sweep; unfinished runs resume later
         for writer in writers:
-            writer.close()
+            with contextlib.suppress(DqnlabError):
+                writer.close()
         raise
     except Exception as error:  # one population's crash must not stop the sweep
         for task, writer in zip(members, writers):

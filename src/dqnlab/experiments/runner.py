@@ -14,9 +14,6 @@ worker dies, is marked failed and does not stop the others.
 
 from __future__ import annotations
 
-import csv
-import json
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -24,7 +21,10 @@ from typing import Any, Callable
 from dqnlab.config import Config, config_to_dict
 from dqnlab.errors import DqnlabError
 from dqnlab.experiments.spec import Experiment, experiment_json
-from dqnlab.rundir import CONFIG, EPISODE_COLUMNS, EPISODES, RESULT, prepare_run_dir, train_into, write_failure
+from dqnlab.disk import DiskError, read_json_object, write_text
+from dqnlab.ownership import check_owned, claim, refuse_link, remove_owned
+from dqnlab.rundir import CONFIG, EPISODES, RESULT, train_into, write_failure
+from dqnlab.runfiles import RunFileError, check_run, read_run_json
 
 EXPERIMENT = "experiment.json"
 RUNS = "runs"
@@ -41,6 +41,7 @@ class RunTask:
     config: Config
     run_dir: Path
     clock: str = "own"  # "shared" when it will run beside more runs than there are cores (rundir.summarize)
+    root: Path | None = None  # the results directory the run lies in: nothing outside it is ever deleted
 
     @property
     def key(self) -> str:
@@ -62,33 +63,25 @@ def clock_file_for(out: Path, variant: str) -> Path:
     return out / CLOCKS / f"{variant}.json"
 
 
-def prepare_results_dir(out: Path, experiment: Experiment, overwrite: bool = False) -> None:
-    """Create or reopen a results directory; refuse one that holds something else."""
-    if out.exists() and not out.is_dir():
-        raise DqnlabError(f"{out} exists and is not a directory; choose another --out")
-    if out.is_dir() and any(out.iterdir()):
-        stored_path = out / EXPERIMENT
-        if not stored_path.is_file():
-            raise DqnlabError(f"{out} is not empty and is not a dqnlab results directory (no {EXPERIMENT}); choose another --out")
-        if overwrite:
-            shutil.rmtree(out)
-        else:
-            difference = _difference(_read_stored(stored_path), experiment)
-            if difference:
-                raise DqnlabError(
-                    f"{out} holds a different experiment ({difference}); pass --overwrite to replace it, or choose another --out"
-                )
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / (EXPERIMENT + ".tmp")
-    tmp.write_text(experiment_json(experiment))
-    tmp.replace(out / EXPERIMENT)
+def check_experiment(out: Path, experiment: Experiment) -> None:
+    """Refuse to resume into `out` when it holds a different experiment (seeds and variants may be added)."""
+    stored_path = out / EXPERIMENT
+    if not stored_path.is_file():
+        return
+    difference = _difference(_read_stored(stored_path), experiment)
+    if difference:
+        raise DqnlabError(f"{out} holds a different experiment ({difference}); pass --overwrite to replace it, or choose another --out")
+
+
+def write_experiment(out: Path, experiment: Experiment) -> None:
+    write_text(out / EXPERIMENT, experiment_json(experiment))
 
 
 def _read_stored(path: Path) -> Experiment:
     try:
-        return Experiment.from_dict(json.loads(path.read_text()), source=str(path))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DqnlabError(f"{path} is not valid JSON ({error}); pass --overwrite to replace the results directory") from None
+        return Experiment.from_dict(read_json_object(path), source=str(path))
+    except DqnlabError as error:
+        raise DqnlabError(f"{error}; pass --overwrite to replace the results directory") from None
 
 
 def _difference(stored: Experiment, new: Experiment) -> str | None:
@@ -104,10 +97,18 @@ def _difference(stored: Experiment, new: Experiment) -> str | None:
 
 
 def plan(experiment: Experiment, out: Path) -> Plan:
-    """Which runs to execute and which finished ones to keep."""
+    """Which runs to execute and which finished ones to keep.
+
+    Refuses (before anything is deleted) a run directory that is, or lies
+    under, a symbolic link, that holds one, or that must be redone but holds
+    files dqnlab did not write.
+    """
     result = Plan(tasks=[], kept=[])
     for variant, seed in experiment.runs():
-        task = RunTask(variant.name, seed, experiment.config(variant, seed), run_dir_for(out, variant.name, seed))
+        task = RunTask(variant.name, seed, experiment.config(variant, seed), run_dir_for(out, variant.name, seed), root=out)
+        refuse_link(task.run_dir, below=out)
+        if task.run_dir.is_dir() and any(task.run_dir.iterdir()):
+            check_owned(task.run_dir, "run", what="--out")
         state = run_state(task.run_dir, task.config)
         if state in KEPT_STATUSES:
             result.kept.append(task.key)
@@ -119,45 +120,53 @@ def plan(experiment: Experiment, out: Path) -> Plan:
 
 
 def run_state(run_dir: Path, expected: Config) -> str:
-    """"complete", "diverged", "missing", or why the directory cannot be kept."""
+    """"complete", "diverged", "missing", or why the directory cannot be kept.
+
+    A kept run passes `runfiles.check_run`, the test analysis applies too: every value of its files
+    read back and its files agree, so every later report can use it.
+    """
     if not run_dir.exists():
         return "missing"
+    for name in (RESULT, CONFIG, EPISODES):
+        if not (run_dir / name).exists():
+            return f"partial (no {name})"
     try:
-        outcome = json.loads((run_dir / RESULT).read_text())
-        stored = json.loads((run_dir / CONFIG).read_text())
-        with (run_dir / EPISODES).open(newline="") as handle:
-            rows = list(csv.reader(handle))
-    except FileNotFoundError as error:
-        return f"partial (no {Path(error.filename).name})"
-    except (json.JSONDecodeError, UnicodeDecodeError, csv.Error) as error:
-        return f"corrupt ({type(error).__name__})"
-    status = outcome.get("status") if isinstance(outcome, dict) else None
-    if status not in KEPT_STATUSES:
-        return f"{status or 'unknown status'} before"
-    if stored != config_to_dict(expected):
-        return "configuration changed"
-    if rows and "terminated" not in rows[0] and "score" in rows[0]:
+        status = read_run_json(run_dir, RESULT).get("status")
+        if status not in KEPT_STATUSES:
+            return f"{status or 'unknown status'} before"
+        if read_run_json(run_dir, CONFIG) != config_to_dict(expected):
+            return "configuration changed"
+        finished = check_run(run_dir)
+    except RunFileError as error:
+        return f"corrupt ({error.reason})"
+    if "terminated" not in finished.episodes:
         return "written by an older dqnlab (episodes.csv has no terminated column)"
-    if not rows or rows[0] != EPISODE_COLUMNS or any(len(row) != len(EPISODE_COLUMNS) for row in rows[1:]):
-        return "corrupt (episodes.csv)"
-    if outcome.get("episodes") != len(rows) - 1:
-        return "corrupt (episode count)"
     return status
 
 
 def fresh_run_dir(task: RunTask) -> None:
-    """An empty directory for the task's run; a partial or failed attempt there is ours to replace."""
-    if task.run_dir.exists():
-        shutil.rmtree(task.run_dir)
-    prepare_run_dir(task.run_dir)
+    """An empty, marked directory for the task's run; a partial or failed attempt there (dqnlab's) is removed."""
+    remove_owned(task.run_dir, "run", root=task.root or task.run_dir.parent)
+    claim(task.run_dir, "run")
 
 
 def run_task(task: RunTask, on_progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Execute one run into its directory; never raises for the run's own failures."""
-    fresh_run_dir(task)
     try:
+        fresh_run_dir(task)
         _, summary = train_into(task.run_dir, task.config, on_progress=on_progress, clock=task.clock)
+    except DiskError as error:  # the disk, not the run, failed: the sweep stops (see `raise_disk_error`)
+        return {"status": "failed", "error": str(error), "disk": True}
     except Exception as error:  # a crash in one run must not stop the sweep
-        write_failure(task.run_dir, error)
+        try:
+            write_failure(task.run_dir, error)
+        except DiskError as disk:
+            return {"status": "failed", "error": str(disk), "disk": True}
         return {"status": "failed", "error": f"{type(error).__name__}: {error}"}
     return summary
+
+
+def raise_disk_error(outcome: dict[str, Any]) -> None:
+    """Re-raise, in the process that runs the sweep, a disk error that ended one run."""
+    if outcome.get("disk"):
+        raise DiskError(outcome["error"])

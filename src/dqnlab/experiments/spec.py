@@ -4,7 +4,9 @@ A variant is an agent (`naive` or `replay`) plus settings that differ from
 the preset; seed k gives every variant the same initial weights (for equal
 network shapes), the same per-episode reset seeds and the same evaluation
 starts, because those streams depend on the seed alone (`seeding.py`). Only
-the variant's settings differ.
+the variant's settings differ. The experiment sets every run's `run.samples`
+and `run.seed`, so common settings and variants may not (they are refused,
+not ignored), and it has at most `MAX_SEEDS` seeds.
 
 Variants come from repeated `--variant NAME:key=value,...` options or from a
 TOML experiment file:
@@ -30,11 +32,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from dqnlab.config import AGENTS, Config, apply_sections, parse_override, preset, validate, with_agent
+from dqnlab.config import AGENTS, SECTIONS, Config, apply_sections, parse_override, preset, validate, with_agent
 from dqnlab.errors import DqnlabError
 
 Settings = dict[str, dict[str, Any]]  # section -> key -> value, as in a TOML file
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+MAX_SEEDS = 10_000  # seeds per experiment: each is one run of every variant, and all are planned at once
+SEED_BOUND = 2**63  # run.seed must be below this (config.validate)
+# Keys the experiment sets for every run (`Experiment.config` applies them last), and where to set them instead.
+EXPERIMENT_KEYS = {
+    "samples": "--samples N (or samples = N in the experiment file)",
+    "seed": "--seeds N with --first-seed K (or seeds = [...] in the experiment file)",
+}
 
 
 @dataclass(frozen=True)
@@ -92,7 +101,7 @@ class Experiment:
 def build_experiment(
     preset_name: str | None = None,
     samples: int | None = None,
-    seeds: int | list[int] | None = None,
+    seeds: int | list[int] | range | None = None,
     variant_tables: Mapping[str, Any] | None = None,
     common: Mapping[str, Any] | None = None,
     source: str = "experiment",
@@ -110,7 +119,7 @@ def build_experiment(
         samples=_positive_int(samples if samples is not None else base.run.samples, "samples", source),
         seeds=seed_list,
         variants=variants,
-        common=_settings(common or {}, source),
+        common=_settings(common or {}, f"{source}: common settings"),
     )
     for variant in variants:  # resolve each once: unknown keys and bad values fail here, before any run
         experiment.config(variant, seed_list[0])
@@ -126,15 +135,22 @@ def _variant(name: str, table: Any, source: str) -> Variant:
     agent = table.pop("agent", name if name in AGENTS else "replay")
     if agent not in AGENTS:
         raise DqnlabError(f"{source}: variant {name!r} has agent {agent!r}; choose one of: {', '.join(AGENTS)}")
-    return Variant(str(name), str(agent), _settings(table, f"{source}: variant {name!r}"))
+    return Variant(str(name), str(agent), _settings(table, f"{source}: variant {name!r}", also=("agent",)))
 
 
-def _settings(data: Mapping[str, Any], source: str) -> Settings:
+def _settings(data: Mapping[str, Any], source: str, also: tuple[str, ...] = ()) -> Settings:
+    if not isinstance(data, Mapping):
+        raise DqnlabError(f"{source} must be a table of tables such as [common.learner]; got {data!r}")
     settings: Settings = {}
     for section, values in data.items():
+        if section not in SECTIONS:
+            raise DqnlabError(f"{source}: unknown key {section!r}; allowed: {', '.join([*also, *SECTIONS])}")
         if not isinstance(values, Mapping):
             raise DqnlabError(f"{source}: {section!r} must be a table of keys, e.g. {section} = {{ key = value }}")
         settings[str(section)] = dict(values)
+    for key, instead in EXPERIMENT_KEYS.items():
+        if key in settings.get("run", {}):
+            raise DqnlabError(f"{source} may not set run.{key} (the experiment sets it for every run); use {instead}")
     apply_sections(Config(), settings, source=source)  # names and types checked here
     return settings
 
@@ -145,12 +161,25 @@ def _seeds(seeds: Any, source: str) -> tuple[int, ...]:
     if isinstance(seeds, int):
         if seeds < 1:
             raise DqnlabError(f"{source}: the number of seeds must be >= 1; got {seeds}")
-        return tuple(range(seeds))
+        seeds = range(seeds)
+    if isinstance(seeds, range) and seeds.step == 1 and seeds.start >= 0:  # --seeds N --first-seed K: checked before it is built
+        _check_seed_count(len(seeds), source)
+        if seeds and seeds[-1] >= SEED_BOUND:
+            raise DqnlabError(f"{source}: seeds must be below 2**63 (run.seed's bound); got seeds up to {seeds[-1]:,}")
+        seeds = tuple(seeds)
     if isinstance(seeds, (list, tuple)) and seeds and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        _check_seed_count(len(seeds), source)
+        if max(seeds) >= SEED_BOUND:
+            raise DqnlabError(f"{source}: seeds must be below 2**63 (run.seed's bound); got seeds up to {max(seeds):,}")
         if len(set(seeds)) != len(seeds):
             raise DqnlabError(f"{source}: seeds must not repeat; got {list(seeds)}")
         return tuple(seeds)
     raise DqnlabError(f"{source}: seeds must be a count >= 1 or a non-empty list of seeds >= 0; got {seeds!r}")
+
+
+def _check_seed_count(count: int, source: str) -> None:
+    if count > MAX_SEEDS:
+        raise DqnlabError(f"{source}: an experiment may have at most {MAX_SEEDS:,} seeds (each is one run of every variant); got {count:,}")
 
 
 def _positive_int(value: Any, name: str, source: str) -> int:

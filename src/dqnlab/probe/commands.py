@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 
@@ -68,15 +67,17 @@ def handset_command(out, overwrite):
 def write_handset_run(out: Path, overwrite: bool = False) -> Path:
     """config.json, weights.pt, neurons.json and result.json for the hand-set network."""
     from dqnlab.handset import NEURONS, handset_network
-    from dqnlab.rundir import CONFIG, RESULT, WEIGHTS, atomic_write_text, prepare_run_dir, save_weights
     from dqnlab.config import config_to_json
+    from dqnlab.disk import write_json, write_text
+    from dqnlab.ownership import output_dir
+    from dqnlab.rundir import CONFIG, RESULT, WEIGHTS, save_weights
 
-    prepare_run_dir(out, overwrite)
     config = resolve("tutorial", "replay", overrides=[f"network.hidden=[{len(NEURONS)}]"])
-    atomic_write_text(out / CONFIG, config_to_json(config))
-    save_weights(handset_network(), out / WEIGHTS)
-    atomic_write_text(out / "neurons.json", json.dumps([asdict(n) for n in NEURONS], indent=2) + "\n")
-    result = {"status": HANDSET_STATUS, "samples": 0, "learn_steps": 0, "neurons": len(NEURONS),
-              "note": "weights set by hand (dqnlab.handset), not trained"}  # fmt: skip
-    atomic_write_text(out / RESULT, json.dumps(result, indent=2) + "\n")
+    with output_dir(out, "run", "dqnlab handset", overwrite=overwrite):
+        write_text(out / CONFIG, config_to_json(config))
+        save_weights(handset_network(), out / WEIGHTS)
+        write_json(out / "neurons.json", [asdict(n) for n in NEURONS])
+        result = {"status": HANDSET_STATUS, "samples": 0, "learn_steps": 0, "neurons": len(NEURONS),
+                  "note": "weights set by hand (dqnlab.handset), not trained"}  # fmt: skip
+        write_json(out / RESULT, result)
     return out

@@ -24,8 +24,10 @@ import torch
 
 from dqnlab import seeding
 from dqnlab.config import EnvConfig
+from dqnlab.disk import write_with
 from dqnlab.engine.envs import make_env
 from dqnlab.errors import DqnlabError
+from dqnlab.npzfile import check_array, read_npz
 from dqnlab.engine.learner import greedy_action
 from dqnlab.engine.network import QNetwork
 
@@ -59,25 +61,34 @@ class ProbeSet:
         return np.flatnonzero(self.source == SOURCES.index(name))
 
     def save(self, path: str | Path) -> None:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(
-            tmp, env_id=np.array(self.env_id), states=self.states, source=self.source,
-            grid_theta=self.grid_theta, grid_theta_dot=self.grid_theta_dot, seed=np.array(self.seed),
-        )  # fmt: skip
-        tmp.replace(path)
+        arrays = dict(env_id=np.array(self.env_id), states=self.states, source=self.source,
+                      grid_theta=self.grid_theta, grid_theta_dot=self.grid_theta_dot, seed=np.array(self.seed))  # fmt: skip
+        write_with(path, lambda handle: np.savez(handle, **arrays))
 
     @classmethod
     def load(cls, path: str | Path) -> "ProbeSet":
-        try:
-            with np.load(Path(path), allow_pickle=False) as data:
-                probe = cls(str(data["env_id"]), data["states"], data["source"], data["grid_theta"],
-                            data["grid_theta_dot"], int(data["seed"]))  # fmt: skip
-        except (OSError, KeyError, ValueError) as error:
-            raise DqnlabError(f"{path} is not a dqnlab probe set: {error}") from None
-        if probe.states.ndim != 2 or len(probe.source) != len(probe.states):
-            raise DqnlabError(f"{path} is not a dqnlab probe set: states and sources do not line up")
-        return probe
+        """A probe set saved by `save`, every array's kind, shape and values checked; one-line DqnlabError otherwise."""
+        what = "a dqnlab probe set"
+        data = read_npz(path, ("env_id", "states", "source", "grid_theta", "grid_theta_dot", "seed"), what)
+        kinds = {"env_id": ("U", 0), "states": ("f", 2), "source": ("iu", 1), "grid_theta": ("f", 1),
+                 "grid_theta_dot": ("f", 1), "seed": ("iu", 0)}  # fmt: skip
+        data = {name: check_array(path, what, name, data[name], kind, ndim) for name, (kind, ndim) in kinds.items()}
+        states, source = data["states"], data["source"]
+
+        def refuse(problem: str) -> DqnlabError:
+            return DqnlabError(f"{path} is not {what}: {problem}")
+
+        if states.shape[0] == 0 or states.shape[1] == 0:
+            raise refuse(f"states has shape {states.shape}; expected at least one state of at least one observation")
+        if len(source) != len(states):
+            raise refuse(f"states and sources do not line up ({len(states)} states, {len(source)} sources)")
+        if source.min() < 0 or source.max() >= len(SOURCES):
+            raise refuse(f"source holds values outside 0..{len(SOURCES) - 1} ({', '.join(SOURCES)})")
+        theta, theta_dot = data["grid_theta"], data["grid_theta_dot"]
+        if (source == SOURCES.index("grid")).sum() != len(theta) * len(theta_dot):
+            raise refuse(f"its grid part does not hold the {len(theta)} x {len(theta_dot)} states its grid axes describe")
+        return cls(str(data["env_id"]), states.astype(np.float32), source.astype(np.int8), theta.astype(np.float32),
+                   theta_dot.astype(np.float32), int(data["seed"]))  # fmt: skip
 
     def check(self, env_id: str, obs_dim: int, where: str = "the network") -> None:
         """Refuse a probe set from another environment."""

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,10 @@ from dqnlab.probe import pictures
 from dqnlab.probe.probeset import SOURCES, ProbeSet, activations, build_probe_set
 from dqnlab.probe.stability import NEAR_SILENT, NULL_SEED, THRESHOLD, Stability, stability
 from dqnlab.probe.units import CARTPOLE_VARIABLES, describe, most_selective, strongest, unit_stats
-from dqnlab.rundir import RESULT, atomic_write_text, load_run_network
+from dqnlab.disk import json_text, write_text
+from dqnlab.ownership import output_dir
+from dqnlab.rundir import RESULT
+from dqnlab.runfiles import load_run_network, read_result
 
 PROBE, PROBE_SET, PROBE_JSON, PROBE_MD, PROBE_HTML = "probe", "probe_set.npz", "probe.json", "probe.md", "probe.html"
 CAPTIONS = {
@@ -47,14 +49,19 @@ def probe_run(run_dir: str | Path, out: str | Path | None = None, probe_set: str
     out = Path(out) if out is not None else run_dir / PROBE
     probe = ProbeSet.load(probe_set) if probe_set else build_probe_set([network], config.env, seed)
     probe.check(config.env.id, network.obs_dim, where=f"the run in {run_dir}")
-    out.mkdir(parents=True, exist_ok=True)
-    probe.save(out / PROBE_SET)
+    with output_dir(out, "probe", "dqnlab probe", keep=True):
+        probe.save(out / PROBE_SET)
+        report = _write(run_dir, out, network, probe, probe_set, threshold)
+    return report
 
+
+def _write(run_dir: Path, out: Path, network, probe: ProbeSet, probe_set, threshold: float) -> dict[str, Any]:
+    """The units' numbers, the pictures and the reports, into `out`; returns probe.json's content."""
     hidden, q = activations(network, probe.states)  # [(S, width)], (S, A)
     layers = unit_stats(network, hidden, probe.states, q)
     descriptions = {u.key: describe(u, probe.env_id, network.n_actions) for layer in layers for u in layer}
     samples = _samples(run_dir)
-    change = stability(run_dir, probe, network.obs_dim, network.n_actions, samples, threshold)
+    change = stability(run_dir, probe, network.obs_dim, network.n_actions, samples, threshold, hidden=network.hidden)
     selective = most_selective(layers)
     figures = {
         "frames.png": pictures.plot_frames(probe, selective, hidden, descriptions),
@@ -63,18 +70,20 @@ def probe_run(run_dir: str | Path, out: str | Path | None = None, probe_set: str
     }
     images = [path.name for path in save_figures(out, figures)]
     report = _json(run_dir, probe, probe_set, layers, descriptions, strongest(layers), selective, change)
-    atomic_write_text(out / PROBE_JSON, json.dumps(report, indent=2) + "\n")
+    write_text(out / PROBE_JSON, json_text(report))
     blocks = _document(report)
-    atomic_write_text(out / PROBE_MD, blocks_markdown(blocks, images, folder="."))
-    atomic_write_text(out / PROBE_HTML, blocks_html(blocks, {name: (out / name).read_bytes() for name in images}))
+    write_text(out / PROBE_MD, blocks_markdown(blocks, images, folder="."))
+    write_text(out / PROBE_HTML, blocks_html(blocks, {name: (out / name).read_bytes() for name in images}))
     return report
 
 
 def _samples(run_dir: Path) -> int | None:
-    try:
-        return int(json.loads((run_dir / RESULT).read_text())["samples"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    """The samples the run trained, from result.json; None without one (or without a count); DqnlabError if corrupt."""
+    result = read_result(run_dir)  # strict JSON: one line for a corrupt file
+    samples = None if result is None else result.get("samples")
+    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 0):
+        raise DqnlabError(f"{run_dir / RESULT} has samples {samples!r}; expected a whole number >= 0")
+    return samples
 
 
 def _json(run_dir, probe: ProbeSet, source, layers, descriptions, strong, selective, change: Stability | None) -> dict[str, Any]:

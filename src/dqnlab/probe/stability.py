@@ -38,7 +38,9 @@ import torch
 
 from dqnlab.engine.network import QNetwork
 from dqnlab.probe.probeset import ProbeSet, activations
-from dqnlab.rundir import WEIGHTS, checkpoints, load_network
+from dqnlab.rundir import WEIGHTS
+from dqnlab.runfiles import checkpoints
+from dqnlab.weightfile import load_network
 
 THRESHOLD = 0.5
 NEAR_SILENT = 0.01  # a unit firing on < 1% of probe states (~100 of 10,000) is not counted: too few states for a correlation
@@ -119,15 +121,18 @@ class Stability:
 
 
 def stability(run_dir: str | Path, probe: ProbeSet, obs_dim: int, n_actions: int, samples_total: int | None = None,
-              threshold: float = THRESHOLD, null_seed: int = NULL_SEED) -> Stability | None:
-    """The run's checkpoints (and final weights, if newer) compared in turn; None with fewer than two."""
+              threshold: float = THRESHOLD, null_seed: int = NULL_SEED, hidden: tuple[int, ...] | None = None) -> Stability | None:
+    """The run's checkpoints (and final weights, if newer) compared in turn; None with fewer than two.
+
+    `hidden`: the widths every checkpoint must have (the final network's); None takes each file's own.
+    """
     points = checkpoints(run_dir)
     final = Path(run_dir) / WEIGHTS
     if final.is_file() and samples_total is not None and (not points or points[-1][0] < samples_total):
         points.append((samples_total, final))
     if len(points) < 2:
         return None
-    networks = [load_network(path, obs_dim, n_actions) for _, path in points]
+    networks = [load_network(path, obs_dim, n_actions, hidden=hidden) for _, path in points]
     return compare_networks([s for s, _ in points], networks, probe.states, threshold, null_seed)
 
 

@@ -1,0 +1,127 @@
+"""Reading a Q-network's weights file: tensors only, each one's name, shape and values checked.
+
+A weights file is a `state_dict` written by `torch.save` (dqnlab's
+`rundir.save_weights`). It is loaded with `weights_only=True`, so loading it
+never runs code, and anything else is refused with one line naming the file
+and the problem. torch's own error text is never passed on: it may advise
+loading with `weights_only=False`, which would run whatever the file holds.
+
+Weights that are NaN or infinite are refused too: a run whose loss diverged
+saves such weights (`engine.training` stops a member after the learn step
+whose loss was not finite, and that step's update has already made its
+weights NaN), and nothing can be played or probed with them.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dqnlab.engine.network import QNetwork
+from dqnlab.errors import DqnlabError
+
+ZIP_MAGIC = b"PK\x03\x04"
+KEY = re.compile(r"layers\.(\d+)\.(weight|bias)")
+
+
+def load_network(path: str | Path, obs_dim: int, n_actions: int, device: torch.device | str = "cpu",
+                 hidden: tuple[int, ...] | None = None) -> QNetwork:  # fmt: skip
+    """A Q-network from a weights file, every tensor checked.
+
+    `hidden`: the widths the network must have (a run's config.json); None reads them from the file.
+    """
+    path = Path(path)
+    state = _read_state(path)
+    hidden = _check_state(path, state, obs_dim, n_actions, hidden)
+    network = QNetwork(obs_dim, n_actions, hidden)
+    network.load_state_dict(state)  # every name and shape was checked above
+    return network.to(device)
+
+
+def _read_state(path: Path) -> Any:
+    """What torch.load finds in the file (tensors and plain containers only), or a one-line DqnlabError."""
+    if path.is_dir():
+        raise DqnlabError(f"{path} is a directory, not a weights file")
+    if not path.is_file():
+        raise DqnlabError(f"{path} does not exist: the run has no weights (did it finish?)")
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(len(ZIP_MAGIC))
+    except OSError as error:
+        raise DqnlabError(f"{path} cannot be read: {error.strerror}") from None
+    if not head:
+        raise DqnlabError(f"{path} is not a readable weights file: it is empty")
+    try:
+        with warnings.catch_warnings():  # torch warns on stderr about some pickles it then refuses
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types here; its text is never shown (see the module's docstring)
+        raise DqnlabError(f"{path} is not a readable weights file: {_why_unreadable(path, head, error)}") from None
+
+
+def _why_unreadable(path: Path, head: bytes, error: Exception) -> str:
+    if isinstance(error, pickle.UnpicklingError) and "allowed global" in str(error):
+        return "it holds objects other than tensors (dqnlab loads weights only, never arbitrary objects)"
+    if head != ZIP_MAGIC:
+        return "torch.save did not write it"
+    if not zipfile.is_zipfile(path):
+        return "it is truncated or corrupt"
+    with zipfile.ZipFile(path) as archive:
+        if not any(name.endswith("/data.pkl") for name in archive.namelist()):
+            return "it is a zip archive that torch.save did not write"
+    return "it is truncated or corrupt"
+
+
+def _some(names: list[str]) -> str:
+    return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+
+
+def _check_state(path: Path, state: Any, obs_dim: int, n_actions: int, hidden: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The hidden widths of the Q-network `state` describes; a one-line DqnlabError for anything else."""
+    def refuse(problem: str) -> DqnlabError:
+        return DqnlabError(f"{path} does not hold a dqnlab Q-network: {problem}")
+
+    if not isinstance(state, dict):
+        raise refuse(f"it holds a {type(state).__name__}, not a state_dict of layers.N.weight and layers.N.bias tensors")
+    for key, value in state.items():
+        if not isinstance(key, str) or not KEY.fullmatch(key):
+            raise refuse(f"it holds the entry {key!r}; a Q-network has layers.N.weight and layers.N.bias tensors only")
+        if not isinstance(value, torch.Tensor):
+            raise refuse(f"{key} is a {type(value).__name__}, not a tensor")
+    count = len(hidden) + 1 if hidden is not None else 1 + max((int(KEY.fullmatch(k)[1]) for k in state), default=-1)
+    # a file's indices could claim any number of layers: never list more names than it holds, plus one layer
+    expected = [f"layers.{i}.{part}" for i in range(min(count, len(state) // 2 + 1)) for part in ("weight", "bias")]
+    missing, extra = [k for k in expected if k not in state], [k for k in state if k not in expected]
+    if missing or extra or count < 1:
+        found = f"lacks {_some(missing)}" if missing else f"holds {_some(extra)} as well" if extra else "is empty"
+        last = max(count, 1) - 1
+        names = "layers.0.weight, layers.0.bias" + (f" ... layers.{last}.weight, layers.{last}.bias" if last else "")
+        raise refuse(f"it {found}; expected {names}")
+    first, last = state["layers.0.weight"], state[f"layers.{count - 1}.weight"]
+    if first.dim() == 2 and last.dim() == 2 and first.shape[1] != obs_dim:  # made for another environment
+        raise DqnlabError(f"{path} maps {first.shape[1]} inputs to {last.shape[0]} actions, "
+                          f"but the environment has {obs_dim} observations and {n_actions} actions")  # fmt: skip
+    if hidden is None:  # read from the file: each hidden layer's width is its weight's row count
+        weights = [state[f"layers.{i}.weight"] for i in range(count - 1)]
+        hidden = tuple(int(w.shape[0]) if w.dim() >= 1 else 0 for w in weights)
+        if 0 in hidden:
+            raise refuse(f"layers.{hidden.index(0)}.weight has no rows; every hidden layer needs at least one unit")
+    widths = (obs_dim, *hidden, n_actions)
+    network = f"a {'-'.join(map(str, widths))} Q-network ({obs_dim} observations, hidden {list(hidden)}, {n_actions} actions)"
+    for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+        for part, shape in (("weight", (fan_out, fan_in)), ("bias", (fan_out,))):
+            key, tensor = f"layers.{i}.{part}", state[f"layers.{i}.{part}"]
+            if tuple(tensor.shape) != shape:
+                raise DqnlabError(f"{path}: {key} has shape {tuple(tensor.shape)}; {network} needs {shape}")
+            if not tensor.is_floating_point() or tensor.layout != torch.strided:
+                raise DqnlabError(f"{path}: {key} holds {str(tensor.dtype).removeprefix('torch.')} values; weights must be floating-point")
+            if not torch.isfinite(tensor).all():
+                raise DqnlabError(f"{path}: {key} holds NaN or infinite values, as a run whose loss diverged leaves them; "
+                                  "only finite weights can be played or probed")  # fmt: skip
+    return hidden
