@@ -1,7 +1,8 @@
-"""Run directories: what one training run leaves on disk, and how to read it back.
+"""Run directories: what one training run leaves on disk, written as it trains.
 
     RUN_DIR/
-      config.json        the resolved configuration (written first)
+      .dqnlab            the marker that makes it dqnlab's to replace (ownership.py; written first)
+      config.json        the resolved configuration
       episodes.csv       one row per finished episode, replaced atomically as they come
       evaluations.csv    greedy evaluations every run.eval_every samples, if set
       weights.pt         final Q-network state_dict (torch.load(..., weights_only=True))
@@ -11,7 +12,8 @@
       result.json        totals and status ("complete" or "diverged"); written last, so a
                          run without it did not finish
 
-Analysis reads only these files, never the training code's objects.
+Analysis reads only these files (through runfiles.py, which checks them),
+never the training code's objects.
 """
 
 from __future__ import annotations

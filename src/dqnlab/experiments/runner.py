@@ -7,9 +7,11 @@
 
 Re-running the same command on the same directory resumes: a run whose
 result.json says complete or diverged, whose config.json equals the resolved
-configuration and whose episodes.csv reads back, is kept; anything else
-(missing, partial, failed, corrupt) is redone. A run that raises, or whose
-worker dies, is marked failed and does not stop the others.
+configuration and whose files pass `runfiles.check_run`, is kept; anything
+else (missing, partial, failed, corrupt) is redone. A run that raises, or
+whose worker dies, is marked failed and does not stop the others; a disk
+that refuses a write stops the sweep (`raise_disk_error`). The directory is
+held by `ownership.output_dir` (marker and lock) for the whole command.
 """
 
 from __future__ import annotations
