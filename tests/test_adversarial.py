@@ -24,33 +24,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
-from dqnlab.cli import cli
 from dqnlab.experiments.runner import run_dir_for
+from tests.clitools import UNSAFE_ADVICE, invoke, refused
 
 TINY = ["--set", "network.hidden=[8]", "--samples", "300", "--seed", "0"]
 COMPARE = ["compare", "--samples", "300", "--seeds", "1", "--set", "network.hidden=[8]", "--backend", "population"]
-UNSAFE_ADVICE = ("weights_only=False", "allow_pickle=True", "Traceback")
 
 
 class Thing:
     """Not a tensor: torch.load(weights_only=True) must refuse to build it."""
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-
-def refused(result, *fragments: str) -> str:
-    """The one error line of a refused command, checked: exit 2, one line, no unsafe advice."""
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert not any(text in result.output for text in UNSAFE_ADVICE), result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -289,3 +272,15 @@ def test_compare_redoes_a_run_whose_episodes_do_not_read_back(results, damage):
     assert f"redoing naive/seed-000: corrupt ({reason}" in result.stderr
     assert json.loads((run_dir / "result.json").read_text())["status"] == "complete"
     assert json.loads((results / "summary.json").read_text())["runs"]["used"] == 2
+
+
+@pytest.mark.parametrize("case", ["binary config", "directory config", "binary experiment", "bad option", "bad value", "no command"])
+def test_usage_errors_are_one_line_too(tmp_path, case):
+    binary = tmp_path / "x.toml"
+    binary.write_bytes(b"x = \xff\n")
+    args = {
+        "binary config": ["train", "--config", binary], "directory config": ["train", "--config", tmp_path],
+        "binary experiment": ["compare", "--experiment", binary], "bad option": ["compare", "--bogus"],
+        "bad value": ["train", "--samples", "abc"], "no command": ["nosuch"],
+    }[case]  # fmt: skip
+    refused(invoke(*args), *(["not UTF-8"] if "binary" in case else ["--help"]))

@@ -12,33 +12,18 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from dqnlab import disk
-from dqnlab.cli import LEFT_OUT_EXIT, cli
+from dqnlab.cli import LEFT_OUT_EXIT
 from dqnlab.errors import DqnlabError
 from dqnlab.experiments.local import FAULT_VARIABLE
 from dqnlab.locking import LOCK, DirectoryLock
 from dqnlab.ownership import MARKER, output_dir, remove_owned
+from tests.clitools import invoke, refused
 
 TINY = ["--set", "network.hidden=[8]", "--samples", "300"]
 COMPARE = ["compare", "--preset", "quick", "--samples", "300", "--seeds", "2", "--set", "network.hidden=[8]",
            "--backend", "population", "-q"]  # fmt: skip
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-
-def one_error_line(result, *fragments: str) -> str:
-    """The command failed with exit code 2 and exactly one `error:` line naming every fragment."""
-    lines = result.stderr.strip().splitlines()
-    assert result.exit_code == 2, result.output
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 def tree(path: Path) -> dict[str, bytes | None]:
@@ -84,9 +69,9 @@ def test_overwrite_refuses_a_folder_dqnlab_did_not_write(tmp_path, monkeypatch):
     (project / "thesis.tex").write_text("\\documentclass{article}")
     before = tree(project)
     monkeypatch.chdir(project)
-    one_error_line(invoke("handset", "--out", ".", "--overwrite"), "dqnlab did not write")
-    one_error_line(invoke("train", *TINY, "--out", str(project), "--overwrite"), "dqnlab did not write")
-    one_error_line(invoke(*COMPARE, "--out", str(project), "--overwrite"), "dqnlab did not write")
+    refused(invoke("handset", "--out", ".", "--overwrite"), "dqnlab did not write")
+    refused(invoke("train", *TINY, "--out", str(project), "--overwrite"), "dqnlab did not write")
+    refused(invoke(*COMPARE, "--out", str(project), "--overwrite"), "dqnlab did not write")
     assert tree(project) == before  # not even a lock file was left
 
 
@@ -95,7 +80,7 @@ def test_overwrite_refuses_a_dqnlab_folder_that_holds_a_users_file(results, tmp_
     (out / "thesis.tex").write_text("mine")
     (out / "runs" / "naive" / "seed-000" / "notes.txt").write_text("mine too")
     before = tree(out)
-    line = one_error_line(invoke(*COMPARE, "--out", str(out), "--overwrite"), "which dqnlab did not write")
+    line = refused(invoke(*COMPARE, "--out", str(out), "--overwrite"), "which dqnlab did not write")
     assert "notes.txt" in line or "thesis.tex" in line
     assert tree(out) == before
     (out / "thesis.tex").unlink()
@@ -107,11 +92,11 @@ def test_overwrite_refuses_a_dqnlab_folder_that_holds_a_users_file(results, tmp_
 def test_a_run_directory_is_replaced_only_when_it_is_dqnlabs(tmp_path):
     out = tmp_path / "run"
     assert invoke("train", *TINY, "-q", "--out", str(out)).exit_code == 0
-    one_error_line(invoke("train", *TINY, "-q", "--out", str(out)), "--overwrite")
+    refused(invoke("train", *TINY, "-q", "--out", str(out)), "--overwrite")
     assert invoke("train", *TINY, "-q", "--seed", "1", "--out", str(out), "--overwrite").exit_code == 0
     assert json.loads((out / "config.json").read_text())["run"]["seed"] == 1
     (out / "plot.py").write_text("mine")
-    one_error_line(invoke("train", *TINY, "-q", "--out", str(out), "--overwrite"), "plot.py")
+    refused(invoke("train", *TINY, "-q", "--out", str(out), "--overwrite"), "plot.py")
     assert (out / "plot.py").read_text() == "mine"
 
 
@@ -142,8 +127,8 @@ def test_links_in_a_results_directory_are_refused_and_never_followed(results, tm
         target = tmp_path / "link"
         target.symlink_to(out)
     before_out, before_elsewhere = tree(out), tree(elsewhere)
-    one_error_line(invoke(*COMPARE, "--out", str(target)), "symbolic link")
-    one_error_line(invoke(*COMPARE, "--out", str(target), "--overwrite"), "symbolic link")
+    refused(invoke(*COMPARE, "--out", str(target)), "symbolic link")
+    refused(invoke(*COMPARE, "--out", str(target), "--overwrite"), "symbolic link")
     assert tree(out) == before_out and tree(elsewhere) == before_elsewhere
 
 
@@ -184,10 +169,10 @@ def test_a_second_command_is_refused_while_the_first_writes(tmp_path):
     first = _start_compare(out, samples=4000)
     try:
         _wait_for_run(first, out)
-        line = one_error_line(invoke(*COMPARE[:4], "4000", *COMPARE[5:], "--out", str(out)), "is in use by dqnlab compare")
+        line = refused(invoke(*COMPARE[:4], "4000", *COMPARE[5:], "--out", str(out)), "is in use by dqnlab compare")
         assert f"pid {first.pid} " in line
-        one_error_line(invoke("report", str(out)), "is in use by dqnlab compare")
-        one_error_line(invoke(*COMPARE, "--out", str(out), "--overwrite"), "is in use")
+        refused(invoke("report", str(out)), "is in use by dqnlab compare")
+        refused(invoke(*COMPARE, "--out", str(out), "--overwrite"), "is in use")
     finally:
         stdout, stderr = first.communicate(timeout=300)
     assert first.returncode == 0, stderr  # the first one was not disturbed
@@ -250,7 +235,7 @@ CODES = {errno.ENOSPC: "no space left", errno.EROFS: "read-only", errno.EACCES: 
 def test_train_on_a_disk_that_refuses_ends_in_one_line(tmp_path, monkeypatch, code):
     failing_disk(monkeypatch, code, after=2)  # the marker and config.json are written; episodes.csv is not
     out = tmp_path / "run"
-    one_error_line(invoke("train", *TINY, "--out", str(out)), "cannot write", "episodes.csv", CODES[code])
+    refused(invoke("train", *TINY, "--out", str(out)), "cannot write", "episodes.csv", CODES[code])
     assert leftovers(out) == []
 
 
@@ -261,14 +246,14 @@ def test_other_writers_on_a_full_disk_end_in_one_line(results, tmp_path, monkeyp
     args = {"handset": ["handset", "--out", str(tmp_path / "hand")], "play": ["play", str(run), "--episodes", "1", "--gif", str(gif)],
             "probe": ["probe", str(run), "--out", str(probe_out)]}[command]  # fmt: skip
     failing_disk(monkeypatch, errno.ENOSPC, after=0 if command == "play" else 1)  # after the marker, if any
-    one_error_line(invoke(*args), "cannot write", "no space left")
+    refused(invoke(*args), "cannot write", "no space left")
     assert leftovers(tmp_path) == [] and not gif.exists()
 
 
 def test_compare_stops_on_a_full_disk_and_resumes_after(tmp_path, monkeypatch):
     out = tmp_path / "results"
     failing_disk(monkeypatch, errno.ENOSPC, after=12)  # a few runs' files get written, then the disk is full
-    one_error_line(invoke(*COMPARE, "--out", str(out)), "cannot write", "no space left")
+    refused(invoke(*COMPARE, "--out", str(out)), "cannot write", "no space left")
     assert leftovers(out) == []
     monkeypatch.undo()  # space freed
     result = invoke(*COMPARE, "--out", str(out))

@@ -187,8 +187,12 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(handle)
     except FileNotFoundError:
         raise DqnlabError(f"config file {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise DqnlabError(f"config file {path} is not UTF-8 text (a binary file?)") from None
     except tomllib.TOMLDecodeError as error:
         raise DqnlabError(f"config file {path} is not valid TOML: {error}") from None
+    except IsADirectoryError:
+        raise DqnlabError(f"config file {path} is a directory") from None
 
 
 def apply_sections(config: Config, data: Mapping[str, Any], source: str) -> Config:

@@ -60,9 +60,8 @@ def output_dir(path: str | Path, kind: str, command: str, overwrite: bool = Fals
     """
     path = Path(path)
     if not create and marker_kind(path) != kind:
-        if path.is_dir() and any(path.iterdir()):
-            _not_ours(path, kind)
-        raise DqnlabError(f"{path} is not a dqnlab {kind} directory")
+        why = "does not exist" if not path.exists() else f"has no {MARKER} marker for one"
+        raise DqnlabError(f"{path} is not a dqnlab {kind} directory (it {why}); give the --out of the command that wrote it")
     _existing(path, kind, overwrite, keep)  # refused before the lock file is written into someone's folder
     make_dir(path)
     with DirectoryLock(path, command) as lock:

@@ -241,7 +241,9 @@ def read_experiment_file(path: str | Path) -> dict[str, Any]:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise DqnlabError(f"experiment file {path} does not exist") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError:
+        raise DqnlabError(f"experiment file {path} is not UTF-8 text (a binary file?)") from None
+    except tomllib.TOMLDecodeError as error:
         raise DqnlabError(f"experiment file {path} is not valid TOML: {error}") from None
     allowed = {"preset", "samples", "seeds", "common", "variants"}
     unknown = sorted(set(data) - allowed)
