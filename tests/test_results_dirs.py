@@ -196,6 +196,16 @@ def test_a_lock_left_by_a_killed_command_is_taken_over(tmp_path):
     assert len(list(out.glob("runs/*/*/result.json"))) == 4 and leftovers(out) == []
 
 
+def test_train_and_handset_refuse_a_run_directory_in_use(tmp_path):
+    out = tmp_path / "run"
+    assert invoke("train", *TINY, "-q", "--out", out).exit_code == 0
+    before = tree(out)
+    with DirectoryLock(out, "dqnlab train"):  # as if another train were writing there
+        refused(invoke("train", *TINY, "-q", "--out", out, "--overwrite"), "is in use by dqnlab train")
+        refused(invoke("handset", "--out", out, "--overwrite"), "is in use by dqnlab train")
+    assert tree(out) == before
+
+
 def test_a_lock_is_exclusive_and_released(tmp_path):
     with DirectoryLock(tmp_path, "dqnlab first") as held:
         assert held.taken_over is None
