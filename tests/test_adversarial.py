@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import torch
 
-from dqnlab.experiments.runner import run_dir_for
+from dqnlab.rundir.layout import run_dir_for
 from tests.clitools import UNSAFE_ADVICE, invoke, refused
 
 TINY = ["--set", "network.hidden=[8]", "--samples", "300", "--seed", "0"]

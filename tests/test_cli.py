@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from dqnlab.cli import cli
 from dqnlab.config import config_from_dict
-from dqnlab.weightfile import load_network
+from dqnlab.networks import load_network
 
 TINY = ["--set", "network.hidden=[16]", "--samples", "300"]
 
@@ -72,9 +72,9 @@ def test_checkpoints_replay_and_tensorboard_options(tmp_path):
         "samples-000000100.pt", "samples-000000200.pt", "samples-000000300.pt",
     ]  # fmt: skip
     assert any((out / "tensorboard").iterdir())
-    from dqnlab.engine.replay import Ring
+    from dqnlab.rundir.replayfile import read_replay
 
-    assert len(Ring.load(out / "replay.npz")) == 300
+    assert len(read_replay(out / "replay.npz")) == 300
 
 
 def test_same_command_same_episodes(tmp_path):
@@ -222,9 +222,9 @@ def test_a_diverged_run_exits_1_and_is_marked(tmp_path):
 
 
 def test_ctrl_c_keeps_the_finished_episodes(tmp_path, monkeypatch):
-    import dqnlab.rundir
+    import dqnlab.experiments.trainrun as trainrun
 
-    real_train = dqnlab.rundir.train
+    real_train = trainrun.train
 
     def interrupted_train(config, on_episode=None, **kwargs):
         def stop_after_three(record):
@@ -234,7 +234,7 @@ def test_ctrl_c_keeps_the_finished_episodes(tmp_path, monkeypatch):
 
         return real_train(config, on_episode=stop_after_three, **kwargs)
 
-    monkeypatch.setattr(dqnlab.rundir, "train", interrupted_train)
+    monkeypatch.setattr(trainrun, "train", interrupted_train)
     out = tmp_path / "stopped"
     result = invoke("train", *TINY, "-q", "--out", str(out))
     assert result.exit_code == 130 and "incomplete" in result.stderr
@@ -245,7 +245,7 @@ def test_ctrl_c_keeps_the_finished_episodes(tmp_path, monkeypatch):
 
 def test_episodes_csv_on_disk_is_always_whole(tmp_path):
     from dqnlab.config import Config
-    from dqnlab.rundir import RunWriter
+    from dqnlab.rundir.writer import RunWriter
     from dqnlab.engine.records import EpisodeRecord
 
     writer = RunWriter(tmp_path, Config(), flush_seconds=3600)

@@ -17,8 +17,9 @@ from dqnlab.engine.envs import make_env
 from dqnlab.errors import DqnlabError
 from dqnlab.experiments.compare import compare
 from dqnlab.experiments.local import FAULT_VARIABLE
-from dqnlab.experiments.runner import check_experiment, plan, run_dir_for
-from dqnlab.ownership import output_dir
+from dqnlab.experiments.runner import check_experiment, plan
+from dqnlab.rundir.layout import run_dir_for
+from dqnlab.rundir.ownership import output_dir
 from dqnlab.experiments.spec import build_experiment, parse_variant_option
 from dqnlab.engine.training import initial_network
 

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from dqnlab import limits
+from dqnlab.experiments import limits
 from dqnlab.config import check_given_once, resolve
 from dqnlab.engine.envs import EnvSpec
 from dqnlab.errors import DqnlabError

@@ -15,7 +15,8 @@ from dqnlab.analysis.clocks import OWN
 from dqnlab.cli import cli
 from dqnlab.experiments.compare import compare
 from dqnlab.experiments.population import populations
-from dqnlab.experiments.runner import plan, run_dir_for
+from dqnlab.experiments.runner import plan
+from dqnlab.rundir.layout import run_dir_for
 from dqnlab.experiments.spec import build_experiment
 
 TINY = {"network": {"hidden": [8]}}

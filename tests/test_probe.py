@@ -23,7 +23,7 @@ from dqnlab.analysis.detectors import KEYS, repurposing, stability_numbers
 from dqnlab.probe.stability import (DEAD, LIVE, NEAR, THRESHOLD, Stability, classify, compare_networks, compare_patterns,
                                     matched_null, relative_change)
 from dqnlab.probe.units import describe, lifetime_sparsity, unit_stats
-from dqnlab.rundir import save_weights
+from dqnlab.rundir.writer import save_weights
 
 
 def known_network() -> QNetwork:
@@ -212,7 +212,7 @@ def test_repurposing_per_run_leaves_out_runs_without_an_interval(tmp_path):
     for seed, checkpoints in ((0, (1000, 2000)), (1, (1000,))):  # seed 1: one checkpoint, at the final sample count
         (run_dirs[("hand", seed)] / "checkpoints").mkdir()
         for samples in checkpoints:
-            save_weights(handset_network(), run_dirs[("hand", seed)] / "checkpoints" / f"samples-{samples:09d}.pt")
+            save_weights(handset_network().state_dict(), run_dirs[("hand", seed)] / "checkpoints" / f"samples-{samples:09d}.pt")
     runs = [Run("hand", 0, "complete", {"samples": 0}, {}, {}), Run("hand", 1, "complete", {"samples": 1000}, {}, {})]
     numbers = repurposing(tmp_path / "out", runs, run_dirs)
     assert list(numbers) == [("hand", 0)] and tuple(numbers[("hand", 0)]) == KEYS
@@ -225,7 +225,7 @@ def handset_report(tmp_path_factory):
     run = write_handset_run(tmp_path_factory.mktemp("runs") / "handset")
     (run / "checkpoints").mkdir()
     for samples in (1000, 2000):  # two identical checkpoints: one interval in which nothing moved
-        save_weights(handset_network(), run / "checkpoints" / f"samples-{samples:09d}.pt")
+        save_weights(handset_network().state_dict(), run / "checkpoints" / f"samples-{samples:09d}.pt")
     return run, probe_run(run)
 
 

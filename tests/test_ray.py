@@ -11,7 +11,8 @@ import pytest
 from dqnlab.errors import DqnlabError
 from dqnlab.experiments.compare import compare
 from dqnlab.experiments.local import FAULT_VARIABLE
-from dqnlab.experiments.runner import plan, run_dir_for
+from dqnlab.experiments.runner import plan
+from dqnlab.rundir.layout import run_dir_for
 from dqnlab.experiments.spec import build_experiment
 
 ray = pytest.importorskip("ray")

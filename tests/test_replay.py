@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from dqnlab.engine.replay import FIELDS, Replay, Ring, bytes_per_transition
+from dqnlab.engine.replay import FIELDS, Replay, bytes_per_transition
 from dqnlab.errors import DqnlabError
+from dqnlab.experiments.trainrun import save_ring
+from dqnlab.rundir.replayfile import read_replay
 from dqnlab.seeding import HIGH
 
 
@@ -105,10 +107,11 @@ def test_a_members_ring_comes_out_oldest_first_and_round_trips(tmp_path, count):
     first = max(0, count - 4)
     assert ring.obs[:, 0].tolist() == [100.0 + t for t in range(first, count)]
     assert ring.action.tolist() == [t % 2 for t in range(first, count)]
-    ring.save(tmp_path / "replay.npz")
-    loaded = Ring.load(tmp_path / "replay.npz")
+    save_ring(tmp_path / "replay.npz", ring)
+    loaded = read_replay(tmp_path / "replay.npz")
     assert (loaded.capacity, loaded.added) == (4, count)
-    assert all(np.array_equal(getattr(loaded, name), getattr(ring, name)) for name in FIELDS)
+    assert all(np.array_equal(loaded.arrays[name], getattr(ring, name)) for name in FIELDS)
+    assert all(loaded.arrays[name].dtype == getattr(ring, name).dtype for name in FIELDS)
 
 
 def test_load_refuses_pickles_and_foreign_files(tmp_path):
@@ -120,10 +123,10 @@ def test_load_refuses_pickles_and_foreign_files(tmp_path):
     text.write_text("hello")
     for path in (pickled, foreign, text):
         with pytest.raises(DqnlabError, match="not a dqnlab replay file"):
-            Ring.load(path)
+            read_replay(path)
     ragged = tmp_path / "ragged.npz"
-    filled(4, 3).member(0).save(ragged)
+    save_ring(ragged, filled(4, 3).member(0))
     data = dict(np.load(ragged))
     np.savez(ragged, **{**data, "reward": data["reward"][:2]})
     with pytest.raises(DqnlabError, match="inconsistent"):
-        Ring.load(ragged)
+        read_replay(ragged)

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from dqnlab import disk
+from dqnlab.rundir import disk
 from dqnlab.cli import LEFT_OUT_EXIT
 from dqnlab.errors import DqnlabError
 from dqnlab.experiments.local import FAULT_VARIABLE
-from dqnlab.locking import LOCK, DirectoryLock
-from dqnlab.ownership import MARKER, output_dir, remove_owned
+from dqnlab.rundir.locking import LOCK, DirectoryLock
+from dqnlab.rundir.ownership import MARKER, output_dir, remove_owned
 from tests.clitools import invoke, refused
 
 TINY = ["--set", "network.hidden=[8]", "--samples", "300"]

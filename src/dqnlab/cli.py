@@ -19,14 +19,16 @@ from dqnlab.config import PRESETS, Config, check_given_once, config_to_json, res
 from dqnlab.display import LiveDisplay
 from dqnlab.engine.envs import make_env, time_limit_note
 from dqnlab.engine.records import EpisodeRecord, TrainResult
-from dqnlab.disk import disk_error, is_disk_error
+from dqnlab.rundir.disk import disk_error, is_disk_error
 from dqnlab.errors import DqnlabError
-from dqnlab.limits import check_cost, check_experiment_cost
+from dqnlab.experiments.limits import check_cost, check_experiment_cost
 from dqnlab.play import play
 from dqnlab.probe.commands import HANDSET_STATUS, handset_command, probe_command
-from dqnlab.ownership import output_dir
-from dqnlab.rundir import require_tensorboard, train_into
-from dqnlab.runfiles import load_run_network, run_status
+from dqnlab.rundir.ownership import output_dir
+from dqnlab.experiments.trainrun import train_into
+from dqnlab.rundir.writer import require_tensorboard
+from dqnlab.networks import load_run_network
+from dqnlab.rundir.reading import run_status
 from dqnlab.runtime import resolve_device
 
 HELP_SET = "Override one key, value as a TOML literal: --set learner.lr=1e-4 --set network.hidden='[64, 64]'. Repeatable."

@@ -13,7 +13,7 @@ import numpy as np
 
 from dqnlab import seeding
 from dqnlab.config import EnvConfig
-from dqnlab.disk import write_with
+from dqnlab.rundir.disk import write_with
 from dqnlab.engine.envs import make_env
 from dqnlab.engine.learner import greedy_action
 from dqnlab.engine.network import QNetwork

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dqnlab.disk import read_json_object
+from dqnlab.rundir.disk import read_json_object
 from dqnlab.errors import DqnlabError
 
 OWN = "own clock: each run timed itself, alone on one core"

@@ -36,7 +36,7 @@ from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator, ScalarFo
 from dqnlab.analysis.metrics import CURVE_WINDOW, FORGETTING_LOW
 from dqnlab.analysis.runs import Run
 from dqnlab.analysis.measures import HEADLINE
-from dqnlab.disk import make_dir, write_with
+from dqnlab.rundir.disk import make_dir, write_with
 
 PLOTS = "plots"
 DPI = 120

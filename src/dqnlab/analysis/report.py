@@ -10,8 +10,8 @@ from dqnlab.analysis.plots import write_plots
 from dqnlab.analysis.render import render_html, render_markdown
 from dqnlab.analysis.runs import load_experiment, load_timings
 from dqnlab.analysis.summary import summarize
-from dqnlab.disk import json_text, write_text
-from dqnlab.experiments.runner import run_dir_for
+from dqnlab.rundir.disk import json_text, write_text
+from dqnlab.rundir.layout import run_dir_for
 
 SUMMARY_JSON = "summary.json"
 SUMMARY_MD = "summary.md"

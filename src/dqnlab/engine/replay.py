@@ -23,15 +23,12 @@ cannot run code.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from dqnlab.disk import write_with
 from dqnlab.errors import DqnlabError
-from dqnlab.npzfile import check_array, read_npz
 
 DTYPES = {"obs": torch.float32, "action": torch.int64, "reward": torch.float32,
           "next_obs": torch.float32, "terminated": torch.bool, "truncated": torch.bool}  # fmt: skip
@@ -144,29 +141,3 @@ class Ring:
 
     def __len__(self) -> int:
         return len(self.action)
-
-    def save(self, path: str | Path) -> None:
-        """Write the transitions to an .npz file (no pickle)."""
-        meta = np.array([self.capacity, self.obs.shape[1], self.added], dtype=np.int64)
-        arrays = {name: getattr(self, name) for name in FIELDS}
-        write_with(path, lambda handle: np.savez(handle, meta=meta, **arrays))
-
-    @classmethod
-    def load(cls, path: str | Path) -> Ring:
-        """Read a file written by `save`; refuses pickled, malformed or inconsistent files with one line."""
-        what = "a dqnlab replay file"
-        data = read_npz(path, ("meta", *FIELDS), what)
-        kinds = {"meta": "iu", "obs": "f", "action": "iu", "reward": "f", "next_obs": "f", "terminated": "b", "truncated": "b"}
-        arrays = {name: check_array(path, what, name, data[name], kind, 2 if name.endswith("obs") else 1)
-                  for name, kind in kinds.items()}  # fmt: skip
-        meta = arrays.pop("meta")
-        if meta.shape != (3,):
-            raise DqnlabError(f"{path} is not {what}: meta holds {len(meta)} numbers; expected 3 (capacity, obs_dim, added)")
-        capacity, obs_dim, added = (int(v) for v in meta)
-        size = len(arrays["action"])
-        if (capacity < 1 or obs_dim < 1 or not size <= min(capacity, added) or any(len(a) != size for a in arrays.values())
-                or any(arrays[name].shape[1] != obs_dim for name in ("obs", "next_obs"))):  # fmt: skip
-            raise DqnlabError(f"{path} is inconsistent: {size} transitions for capacity {capacity}, obs_dim {obs_dim}, "
-                              f"{added} added; expected at most min(capacity, added) transitions of obs_dim numbers each")  # fmt: skip
-        arrays = {name: array.astype(torch.empty((), dtype=DTYPES[name]).numpy().dtype) for name, array in arrays.items()}
-        return cls(capacity=capacity, added=added, **arrays)

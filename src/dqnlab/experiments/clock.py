@@ -19,12 +19,13 @@ from pathlib import Path
 import torch
 
 from dqnlab.config import Config, config_to_dict
-from dqnlab.disk import make_dir, read_json_object, write_json
+from dqnlab.rundir.disk import make_dir, read_json_object, write_json
 from dqnlab.errors import DqnlabError
 from dqnlab.engine.training import train
-from dqnlab.experiments.runner import KEPT_STATUSES, clock_file_for, run_dir_for
+from dqnlab.experiments.runner import KEPT_STATUSES
+from dqnlab.rundir.layout import clock_file_for, run_dir_for
 from dqnlab.experiments.spec import Experiment
-from dqnlab.rundir import RESULT
+from dqnlab.rundir.layout import RESULT
 
 
 def timing_config(experiment: Experiment, variant_name: str) -> Config:

@@ -24,12 +24,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from dqnlab.disk import json_text, make_dir, parse_json, write_bytes
+from dqnlab.rundir.disk import json_text, make_dir, parse_json, write_bytes
 from dqnlab.errors import DqnlabError
 from dqnlab.experiments.local import FAULT_VARIABLE, Event
 from dqnlab.experiments.population import population_key, populations, run_populations
 from dqnlab.experiments.runner import RunTask, fresh_run_dir, raise_disk_error, run_task
-from dqnlab.rundir import RESULT, write_failure
+from dqnlab.rundir.layout import RESULT
+from dqnlab.rundir.writer import write_failure
 
 RETRIES = 2  # resubmissions after a worker or node died
 

@@ -20,7 +20,7 @@ from dqnlab.experiments.cluster import ray_session, run_ray
 from dqnlab.experiments.local import Event, outcome_line, run_local
 from dqnlab.experiments.population import populations, run_populations
 from dqnlab.experiments.runner import Plan, check_experiment, plan, raise_disk_error, write_experiment
-from dqnlab.ownership import output_dir
+from dqnlab.rundir.ownership import output_dir
 from dqnlab.experiments.spec import Experiment
 
 

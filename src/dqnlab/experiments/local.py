@@ -20,7 +20,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any, Callable
 
 from dqnlab.experiments.runner import RunTask, run_task
-from dqnlab.rundir import write_failure
+from dqnlab.rundir.writer import write_failure
 
 Event = tuple  # ("start", key) | ("progress", key, samples) | ("done", key, outcome)
 FAULT_VARIABLE = "DQNLAB_KILL_WORKER_AT"  # a run key; its worker process exits abruptly (fault injection)

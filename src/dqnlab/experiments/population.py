@@ -19,12 +19,13 @@ from typing import Callable
 
 import torch
 
-from dqnlab.disk import DiskError
+from dqnlab.rundir.disk import DiskError
 from dqnlab.errors import DqnlabError
 from dqnlab.experiments.local import Event
 from dqnlab.experiments.runner import RunTask, fresh_run_dir
 from dqnlab.engine.training import train_population
-from dqnlab.rundir import RunWriter, write_failure
+from dqnlab.experiments.trainrun import finish
+from dqnlab.rundir.writer import RunWriter, write_failure
 
 
 def populations(tasks: list[RunTask], size: int | None = None) -> list[list[RunTask]]:
@@ -72,7 +73,7 @@ def _run_one(members: list[RunTask], on_event: Callable[[Event], None], progress
             [task.config for task in members],
             on_episode=lambda k, record: writers[k].episode(record),
             on_progress=lambda samples: on_event(("progress", key, samples)),
-            on_checkpoint=lambda k, samples, network: writers[k].checkpoint(samples, network),
+            on_checkpoint=lambda k, samples, network: writers[k].checkpoint(samples, network.state_dict()),
             on_evaluation=lambda k, record: writers[k].evaluation(record),
             progress_every=progress_every,
         )  # fmt: skip
@@ -89,5 +90,5 @@ def _run_one(members: list[RunTask], on_event: Callable[[Event], None], progress
     else:
         clock = "shared" if len(members) > 1 or torch.get_num_threads() > 1 else "own"
         for task, writer, result in zip(members, writers, results):
-            on_event(("done", task.key, writer.finish(result, backend="population", clock=clock)))
+            on_event(("done", task.key, finish(writer, result, backend="population", clock=clock)))
     on_event(("end", key))

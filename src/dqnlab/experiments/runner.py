@@ -23,14 +23,13 @@ from typing import Any, Callable
 from dqnlab.config import Config, config_to_dict
 from dqnlab.errors import DqnlabError
 from dqnlab.experiments.spec import Experiment, experiment_json
-from dqnlab.disk import DiskError, read_json_object, write_text
-from dqnlab.ownership import check_owned, claim, refuse_link, remove_owned
-from dqnlab.rundir import CONFIG, EPISODES, RESULT, train_into, write_failure
-from dqnlab.runfiles import RunFileError, check_run, read_run_json
+from dqnlab.rundir.disk import DiskError, read_json_object, write_text
+from dqnlab.rundir.ownership import check_owned, claim, refuse_link, remove_owned
+from dqnlab.experiments.trainrun import train_into
+from dqnlab.rundir.layout import CONFIG, EPISODES, EXPERIMENT, RESULT, run_dir_for
+from dqnlab.rundir.writer import write_failure
+from dqnlab.rundir.reading import RunFileError, check_run, read_run_json
 
-EXPERIMENT = "experiment.json"
-RUNS = "runs"
-CLOCKS = "clock"  # OUT/clock/VARIANT.json: one agent's samples -> seconds (experiments/clock.py)
 KEPT_STATUSES = ("complete", "diverged")  # outcomes of the algorithm, not of the machine
 
 
@@ -42,7 +41,7 @@ class RunTask:
     seed: int
     config: Config
     run_dir: Path
-    clock: str = "own"  # "shared" when it will run beside more runs than there are cores (rundir.summarize)
+    clock: str = "own"  # "shared" when it will run beside more runs than there are cores (trainrun.summarize)
     root: Path | None = None  # the results directory the run lies in: nothing outside it is ever deleted
 
     @property
@@ -55,14 +54,6 @@ class Plan:
     tasks: list[RunTask]  # to run now
     kept: list[str]  # keys of finished runs reused as they are
     redone: dict[str, str] = field(default_factory=dict)  # key -> why an existing directory is redone
-
-
-def run_dir_for(out: Path, variant: str, seed: int) -> Path:
-    return out / RUNS / variant / f"seed-{seed:03d}"
-
-
-def clock_file_for(out: Path, variant: str) -> Path:
-    return out / CLOCKS / f"{variant}.json"
 
 
 def check_experiment(out: Path, experiment: Experiment) -> None:

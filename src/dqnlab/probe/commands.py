@@ -68,14 +68,15 @@ def write_handset_run(out: Path, overwrite: bool = False) -> Path:
     """config.json, weights.pt, neurons.json and result.json for the hand-set network."""
     from dqnlab.handset import NEURONS, handset_network
     from dqnlab.config import config_to_json
-    from dqnlab.disk import write_json, write_text
-    from dqnlab.ownership import output_dir
-    from dqnlab.rundir import CONFIG, RESULT, WEIGHTS, save_weights
+    from dqnlab.rundir.disk import write_json, write_text
+    from dqnlab.rundir.ownership import output_dir
+    from dqnlab.rundir.layout import CONFIG, RESULT, WEIGHTS
+    from dqnlab.rundir.writer import save_weights
 
     config = resolve("tutorial", "replay", overrides=[f"network.hidden=[{len(NEURONS)}]"])
     with output_dir(out, "run", "dqnlab handset", overwrite=overwrite):
         write_text(out / CONFIG, config_to_json(config))
-        save_weights(handset_network(), out / WEIGHTS)
+        save_weights(handset_network().state_dict(), out / WEIGHTS)
         write_json(out / "neurons.json", [asdict(n) for n in NEURONS])
         result = {"status": HANDSET_STATUS, "samples": 0, "learn_steps": 0, "neurons": len(NEURONS),
                   "note": "weights set by hand (dqnlab.handset), not trained"}  # fmt: skip

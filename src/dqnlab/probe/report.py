@@ -25,10 +25,11 @@ from dqnlab.probe import pictures
 from dqnlab.probe.probeset import SOURCES, ProbeSet, activations, build_probe_set
 from dqnlab.probe.stability import NEAR_SILENT, NULL_SEED, THRESHOLD, Stability, stability
 from dqnlab.probe.units import CARTPOLE_VARIABLES, describe, most_selective, strongest, unit_stats
-from dqnlab.disk import json_text, write_text
-from dqnlab.ownership import output_dir
-from dqnlab.rundir import RESULT
-from dqnlab.runfiles import load_run_network, read_result
+from dqnlab.rundir.disk import json_text, write_text
+from dqnlab.rundir.ownership import output_dir
+from dqnlab.rundir.layout import RESULT
+from dqnlab.networks import load_run_network
+from dqnlab.rundir.reading import read_result
 
 PROBE, PROBE_SET, PROBE_JSON, PROBE_MD, PROBE_HTML = "probe", "probe_set.npz", "probe.json", "probe.md", "probe.html"
 CAPTIONS = {

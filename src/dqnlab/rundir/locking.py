@@ -23,7 +23,7 @@ import socket
 import time
 from pathlib import Path
 
-from dqnlab.disk import disk_error, is_disk_error
+from dqnlab.rundir.disk import disk_error, is_disk_error
 from dqnlab.errors import DqnlabError
 
 LOCK = ".dqnlab.lock"

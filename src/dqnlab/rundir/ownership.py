@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Iterator
 
 from dqnlab import __version__
-from dqnlab.disk import TMP, disk_error, is_disk_error, json_text, make_dir, parse_json, write_text
+from dqnlab.rundir.disk import TMP, disk_error, is_disk_error, json_text, make_dir, parse_json, write_text
 from dqnlab.errors import DqnlabError
-from dqnlab.locking import LOCK, DirectoryLock
+from dqnlab.rundir.locking import LOCK, DirectoryLock
 
 MARKER = ".dqnlab"
 KINDS = ("run", "results", "probe")

@@ -2,7 +2,7 @@
 
 Every reader here refuses what it cannot trust with one `DqnlabError`
 sentence that names the file, the problem and what is expected: JSON is read
-strictly (`dqnlab.disk`), weights as tensors only (`dqnlab.weightfile`), and
+strictly (`dqnlab.rundir.disk`), weights as tensors only (`dqnlab.rundir.weights`), and
 episodes.csv and evaluations.csv value by value. `check_run` is the one test
 of a finished run, applied both when a sweep resumes
 (`experiments.runner.run_state`) and when analysis reads it
@@ -20,15 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from dqnlab.config import Config, config_from_dict
-from dqnlab.disk import read_json_object
-from dqnlab.engine.envs import make_env
-from dqnlab.engine.network import QNetwork
+from dqnlab.rundir.disk import read_json_object
 from dqnlab.errors import DqnlabError
-from dqnlab.rundir import CHECKPOINTS, CONFIG, EPISODE_COLUMNS, EPISODES, EVALUATION_COLUMNS, EVALUATIONS, RESULT, WEIGHTS
-from dqnlab.weightfile import load_network
+from dqnlab.rundir.layout import CHECKPOINTS, CONFIG, EPISODE_COLUMNS, EPISODES, EVALUATION_COLUMNS, EVALUATIONS, RESULT, WEIGHTS
+from dqnlab.rundir.weights import read_weights
 
 FINISHED = ("complete", "diverged")  # statuses of a run that trained to its end
 # How each column is written: "int" a whole number >= 0, "float" a finite number, "float?" one or empty
@@ -104,16 +101,6 @@ def load_config(run_dir: str | Path) -> Config:
         return config_from_dict(data, source=str(path))
     except DqnlabError as error:
         raise RunFileError.of(run_dir, CONFIG, error) from None
-
-
-def load_run_network(run_dir: str | Path, device: torch.device | str = "cpu",
-                     weights: str | Path | None = None) -> tuple[Config, QNetwork]:  # fmt: skip
-    """A run's configuration and its final Q-network (or the weights file named), of the configured shape."""
-    config = load_config(run_dir)
-    env, spec = make_env(config.env)
-    env.close()
-    network = load_network(weights or Path(run_dir) / WEIGHTS, spec.obs_dim, spec.n_actions, device, config.network.hidden)
-    return config, network
 
 
 # ---------------------------------------------------------------- tables
@@ -250,10 +237,11 @@ def check_run(run_dir: str | Path) -> FinishedRun:
         raise RunFileError(run_dir, WEIGHTS, "is missing; a finished run saves its final weights")
     _check_result(run_dir, result, config, episodes, evaluations)
     if result["status"] == "complete":  # a diverged run's weights are NaN by nature; a complete run's must load
+        shape = result.get("obs_dim"), result.get("n_actions")
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape):
+            raise RunFileError(run_dir, RESULT, f"has obs_dim and n_actions {shape}; expected whole numbers >= 1")
         try:
-            load_run_network(run_dir)
-        except RunFileError:
-            raise
+            read_weights(Path(run_dir) / WEIGHTS, *shape, config.network.hidden)
         except DqnlabError as error:
             raise RunFileError.of(run_dir, WEIGHTS, error) from None
     return FinishedRun(result, config, episodes, evaluations)

@@ -150,7 +150,8 @@ def check_experiment_cost(experiment: Any, backend: str, workers: int, populatio
 
 def _kept(experiment: Any, variant: Any, seed: int, out: Path) -> bool:
     """Whether a finished run of this experiment is already at `out` (and will be kept, as `runner.plan` keeps it)."""
-    from dqnlab.experiments.runner import KEPT_STATUSES, run_dir_for, run_state
+    from dqnlab.experiments.runner import KEPT_STATUSES, run_state
+    from dqnlab.rundir.layout import run_dir_for
 
     path = run_dir_for(out, variant.name, seed)
     return path.exists() and run_state(path, experiment.config(variant, seed)) in KEPT_STATUSES

@@ -1,7 +1,7 @@
-"""Reading a Q-network's weights file: tensors only, each one's name, shape and values checked.
+"""Reading a Q-network's weights file: tensors only, each one's name, shape and values checked (`networks` builds the network).
 
 A weights file is a `state_dict` written by `torch.save` (dqnlab's
-`rundir.save_weights`). It is loaded with `weights_only=True`, so loading it
+`rundir.writer.save_weights`). It is loaded with `weights_only=True`, so loading it
 never runs code, and anything else is refused with one line naming the file
 and the problem. torch's own error text is never passed on: it may advise
 loading with `weights_only=False`, which would run whatever the file holds.
@@ -23,25 +23,20 @@ from typing import Any
 
 import torch
 
-from dqnlab.engine.network import QNetwork
 from dqnlab.errors import DqnlabError
 
 ZIP_MAGIC = b"PK\x03\x04"
 KEY = re.compile(r"layers\.(\d+)\.(weight|bias)")
 
 
-def load_network(path: str | Path, obs_dim: int, n_actions: int, device: torch.device | str = "cpu",
-                 hidden: tuple[int, ...] | None = None) -> QNetwork:  # fmt: skip
-    """A Q-network from a weights file, every tensor checked.
+def read_weights(path: str | Path, obs_dim: int, n_actions: int, hidden: tuple[int, ...] | None = None) -> tuple[dict[str, torch.Tensor], tuple[int, ...]]:
+    """A Q-network's state_dict from a weights file, every tensor checked, and its hidden widths.
 
     `hidden`: the widths the network must have (a run's config.json); None reads them from the file.
     """
     path = Path(path)
     state = _read_state(path)
-    hidden = _check_state(path, state, obs_dim, n_actions, hidden)
-    network = QNetwork(obs_dim, n_actions, hidden)
-    network.load_state_dict(state)  # every name and shape was checked above
-    return network.to(device)
+    return state, _check_state(path, state, obs_dim, n_actions, hidden)
 
 
 def _read_state(path: Path) -> Any:

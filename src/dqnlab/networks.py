@@ -1,0 +1,36 @@
+"""A run's Q-network, built from its checked files: what play, probe and the detector measures run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from dqnlab.config import Config
+from dqnlab.engine.envs import make_env
+from dqnlab.engine.network import QNetwork
+from dqnlab.rundir.layout import WEIGHTS
+from dqnlab.rundir.reading import load_config
+from dqnlab.rundir.weights import read_weights
+
+
+def load_network(path: str | Path, obs_dim: int, n_actions: int, device: torch.device | str = "cpu",
+                 hidden: tuple[int, ...] | None = None) -> QNetwork:  # fmt: skip
+    """A Q-network from a weights file, every tensor checked (`rundir.weights`).
+
+    `hidden`: the widths the network must have (a run's config.json); None reads them from the file.
+    """
+    state, hidden = read_weights(path, obs_dim, n_actions, hidden)
+    network = QNetwork(obs_dim, n_actions, hidden)
+    network.load_state_dict(state)  # every name and shape was checked
+    return network.to(device)
+
+
+def load_run_network(run_dir: str | Path, device: torch.device | str = "cpu",
+                     weights: str | Path | None = None) -> tuple[Config, QNetwork]:  # fmt: skip
+    """A run's configuration and its final Q-network (or the weights file named), of the configured shape."""
+    config = load_config(run_dir)
+    env, spec = make_env(config.env)
+    env.close()
+    network = load_network(weights or Path(run_dir) / WEIGHTS, spec.obs_dim, spec.n_actions, device, config.network.hidden)
+    return config, network
