@@ -6,6 +6,7 @@ import csv
 import json
 import shutil
 
+import gymnasium
 import pytest
 import torch
 from click.testing import CliRunner
@@ -15,8 +16,8 @@ from dqnlab.analysis.report import build_report
 from dqnlab.cli import cli
 from dqnlab.engine.envs import make_env
 from dqnlab.errors import DqnlabError
-from dqnlab.experiments.compare import compare
-from dqnlab.experiments.local import FAULT_VARIABLE
+from dqnlab.api import compare
+from dqnlab.experiments.backends.local import FAULT_VARIABLE
 from dqnlab.experiments.runner import check_experiment, plan
 from dqnlab.rundir.layout import run_dir_for
 from dqnlab.rundir.ownership import output_dir
@@ -93,7 +94,7 @@ def test_seed_k_pairs_weights_and_starts_across_variants():
 def test_paired_runs_are_identical_when_only_the_learning_differs(tmp_path):
     """With learning switched off (lr 1e-30), naive and replay act identically: same weights, starts, exploration."""
     experiment = tiny_experiment(seeds=2, common={**TINY, "learner": {"lr": 1e-30}})
-    compare(experiment, tmp_path, workers=2, quiet=True)
+    compare(experiment, tmp_path, workers=2)
     for seed in (0, 1):
         assert episodes(tmp_path, "naive", seed) == episodes(tmp_path, "replay", seed)
     assert episodes(tmp_path, "naive", 0) != episodes(tmp_path, "naive", 1)
@@ -102,7 +103,7 @@ def test_paired_runs_are_identical_when_only_the_learning_differs(tmp_path):
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     out = tmp_path_factory.mktemp("results") / "exp"
-    summary = compare(tiny_experiment(seeds=2), out, workers=2, quiet=True)
+    summary = compare(tiny_experiment(seeds=2), out, workers=2)
     return out, summary
 
 
@@ -147,7 +148,7 @@ def test_resume_keeps_finished_runs_and_redoes_partial_and_corrupt_ones(finished
     assert work.redone == {"naive/seed-001": "partial (no result.json)", "replay/seed-000": (
         "corrupt (result.json is not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1))")}
     assert sorted(t.key for t in work.tasks) == ["naive/seed-001", "naive/seed-002", "replay/seed-000", "replay/seed-002"]
-    summary = compare(experiment, out, workers=2, quiet=True)
+    summary = compare(experiment, out, workers=2)
     assert summary["runs"]["complete"] == 6
     assert (run_dir_for(out, "replay", 1) / "episodes.csv").read_text() == kept_before  # untouched
     assert episodes(out, "naive", 1) == episodes(finished[0], "naive", 1)  # redone, same seed, same result
@@ -185,14 +186,17 @@ def test_a_different_experiment_is_refused_unless_overwrite(finished, tmp_path):
 
 def test_failures_do_not_stop_the_sweep(tmp_path, monkeypatch):
     monkeypatch.setenv(FAULT_VARIABLE, "replay/seed-000")  # that run's worker process dies abruptly
-    variants = {"naive": {"agent": "naive"}, "replay": {}, "broken": {"env": {"id": "NoSuchEnv-v0"}}}  # its runs raise
-    summary = compare(tiny_experiment(seeds=2, variants=variants), tmp_path, workers=2, quiet=True)
+    # Registered in this process only: the checks before the sweep pass, and each worker process, which does not
+    # know the id, raises in its runs.
+    gymnasium.register(id="ParentOnly-v0", entry_point="gymnasium.envs.classic_control.cartpole:CartPoleEnv")
+    variants = {"naive": {"agent": "naive"}, "replay": {}, "broken": {"env": {"id": "ParentOnly-v0"}}}
+    summary = compare(tiny_experiment(seeds=2, variants=variants), tmp_path, workers=2)
     runs = summary["runs"]
     assert (runs["complete"], runs["failed"]) == (3, 3)
     failure = json.loads((run_dir_for(tmp_path, "replay", 0) / "result.json").read_text())
     assert failure["status"] == "failed" and "worker process died" in failure["error"]
     broken = json.loads((run_dir_for(tmp_path, "broken", 1) / "result.json").read_text())
-    assert "unknown environment 'NoSuchEnv-v0'" in broken["error"]
+    assert "unknown environment 'ParentOnly-v0'" in broken["error"]
     assert "replay/seed-000: failed" in runs["excluded"]
     assert any(line.startswith("3 of 6 runs are left out of the per-variant figures") for line in summary["conclusion"])
 
@@ -236,12 +240,12 @@ def test_experiment_file(tmp_path):
         'preset = "tutorial"\nsamples = 300\nseeds = [3, 5]\n[common.network]\nhidden = [8]\n'
         '[variants.naive]\nagent = "naive"\n[variants.b8]\nreplay = { batch_size = 8, warmup = 8 }\n'
     )
-    from dqnlab.cli import _build_experiment
+    from dqnlab.experiments.assemble import experiment_from
 
-    experiment = _build_experiment(str(path), None, None, None, (), ("learner.lr=0.01",), None)
+    experiment = experiment_from(str(path), None, None, None, (), ("learner.lr=0.01",), None)
     assert experiment.seeds == (3, 5) and [v.name for v in experiment.variants] == ["naive", "b8"]
     config = experiment.config(experiment.variants[1], 5)
     assert (config.replay.batch_size, config.network.hidden, config.learner.lr, config.run.seed) == (8, (8,), 0.01, 5)
     path.write_text('samples = 300\n[variant.naive]\nagent = "naive"\n')
     with pytest.raises(DqnlabError, match="unknown key 'variant'"):
-        _build_experiment(str(path), None, None, None, (), (), None)
+        experiment_from(str(path), None, None, None, (), (), None)

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from dqnlab.analysis import metrics
 from dqnlab.analysis.clocks import OWN
 from dqnlab.cli import cli
-from dqnlab.experiments.compare import compare
-from dqnlab.experiments.population import populations
+from dqnlab.api import compare
+from dqnlab.experiments.backends.population import populations
 from dqnlab.experiments.runner import plan
 from dqnlab.rundir.layout import run_dir_for
 from dqnlab.experiments.spec import build_experiment
@@ -30,8 +30,8 @@ def tiny_experiment(seeds=3, samples=300):
 def both(tmp_path_factory):
     """The same tiny experiment run by each backend."""
     root = tmp_path_factory.mktemp("backends")
-    local = compare(tiny_experiment(), root / "local", workers=2, quiet=True)
-    population = compare(tiny_experiment(), root / "population", workers=2, quiet=True, backend="population")
+    local = compare(tiny_experiment(), root / "local", workers=2)
+    population = compare(tiny_experiment(), root / "population", workers=2, backend="population")
     return root, local, population
 
 
@@ -87,8 +87,8 @@ def test_local_and_population_backends_give_one_agent_the_same_seconds(tmp_path)
     Timing varies from run to run, so agreement is to within 35%.
     """
     experiment = build_experiment("tutorial", 3000, 4, None, {"network": {"hidden": [256, 256]}})
-    local = compare(experiment, tmp_path / "local", workers=1, quiet=True)
-    population = compare(experiment, tmp_path / "population", workers=1, quiet=True, backend="population")
+    local = compare(experiment, tmp_path / "local", workers=1)
+    population = compare(experiment, tmp_path / "population", workers=1, backend="population")
 
     def seconds(summary, name):
         return summary["variants"][name]["measures"]["agent_seconds"]["iqm"]
@@ -113,7 +113,7 @@ def test_a_population_results_directory_resumes(both, tmp_path):
     assert sorted(t.key for t in work.tasks) == ["naive/seed-003", "replay/seed-001", "replay/seed-003"]
     assert [[t.key for t in chunk] for chunk in populations(work.tasks, size=None)] == [
         ["naive/seed-003"], ["replay/seed-001", "replay/seed-003"]]  # fmt: skip
-    summary = compare(tiny_experiment(seeds=4), out, workers=1, quiet=True, backend="population", population_size=1)
+    summary = compare(tiny_experiment(seeds=4), out, workers=1, backend="population", population_size=1)
     assert summary["runs"]["complete"] == 8 and plan(tiny_experiment(seeds=4), out).tasks == []
 
 
@@ -124,13 +124,13 @@ def test_populations_are_cut_by_variant_and_size():
 
 
 def test_a_crashing_population_marks_its_members_failed(tmp_path, monkeypatch):
-    import dqnlab.experiments.population as backend
+    import dqnlab.experiments.backends.population as backend
 
     def crash(configs, **callbacks):
         raise RuntimeError("out of memory")
 
     monkeypatch.setattr(backend, "train_population", crash)
-    summary = compare(tiny_experiment(seeds=2), tmp_path, workers=1, quiet=True, backend="population")
+    summary = compare(tiny_experiment(seeds=2), tmp_path, workers=1, backend="population")
     assert summary["runs"]["failed"] == 4
     failure = json.loads((run_dir_for(tmp_path, "replay", 1) / "result.json").read_text())
     assert failure == {"status": "failed", "error": "RuntimeError: out of memory"}
@@ -185,10 +185,10 @@ def test_runs_that_round_apart_still_agree_in_distribution(tmp_path):
     seeds = 16
     common = {"network": {"hidden": [1024, 8]}, "learner": {"lr": 1e-3}}
     experiment = build_experiment("tutorial", 2500, seeds, {"replay": {}}, common)
-    compare(experiment, tmp_path / "local", workers=2, quiet=True)
-    compare(experiment, tmp_path / "alone", workers=2, quiet=True, backend="population", population_size=1)
+    compare(experiment, tmp_path / "local", workers=2)
+    compare(experiment, tmp_path / "alone", workers=2, backend="population", population_size=1)
     naive = build_experiment("tutorial", 2500, seeds, {"naive": {"agent": "naive"}}, common)
-    compare(naive, tmp_path / "naive", workers=2, quiet=True, backend="population")
+    compare(naive, tmp_path / "naive", workers=2, backend="population")
     single = sample_efficiency(tmp_path / "local", "replay", range(seeds))
     alone = sample_efficiency(tmp_path / "alone", "replay", range(seeds))
     assert not np.array_equal(alone, single)  # they did round apart: statistically, not trivially, the same

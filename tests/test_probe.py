@@ -16,7 +16,7 @@ from dqnlab.config import EnvConfig
 from dqnlab.errors import DqnlabError
 from dqnlab.handset import handset_network
 from dqnlab.engine.network import QNetwork, build_network
-from dqnlab.probe.commands import write_handset_run
+from dqnlab.handset import write_handset_run
 from dqnlab.probe.probeset import GRID, ProbeSet, activations, build_probe_set
 from dqnlab.probe.report import probe_run
 from dqnlab.analysis.detectors import KEYS, repurposing, stability_numbers
@@ -291,11 +291,11 @@ def test_handset_writes_a_run_that_play_plays(tmp_path):
 
 def test_compare_gives_every_run_its_detector_measures_with_one_shared_probe_set(tmp_path):
     from dqnlab.analysis.report import build_report
-    from dqnlab.experiments.compare import compare
+    from dqnlab.api import compare
     from dqnlab.experiments.spec import build_experiment
 
     experiment = build_experiment("tutorial", 600, 2, None, {"network": {"hidden": [8]}, "run": {"checkpoint_every": 200}})
-    summary = compare(experiment, tmp_path, workers=2, quiet=True, backend="population")
+    summary = compare(experiment, tmp_path, workers=2, backend="population")
     for variant in ("naive", "replay"):
         for key in KEYS:  # every detector measure, for both seeds
             assert summary["variants"][variant]["measures"][key]["n"] == 2, key

@@ -6,11 +6,12 @@ import builtins
 import csv
 import json
 
+import gymnasium
 import pytest
 
 from dqnlab.errors import DqnlabError
-from dqnlab.experiments.compare import compare
-from dqnlab.experiments.local import FAULT_VARIABLE
+from dqnlab.api import compare
+from dqnlab.experiments.backends.local import FAULT_VARIABLE
 from dqnlab.experiments.runner import plan
 from dqnlab.rundir.layout import run_dir_for
 from dqnlab.experiments.spec import build_experiment
@@ -40,13 +41,13 @@ def cluster():
 @pytest.fixture(scope="module")
 def local(tmp_path_factory):
     out = tmp_path_factory.mktemp("local") / "exp"
-    compare(experiment(), out, workers=2, quiet=True)
+    compare(experiment(), out, workers=2)
     return out
 
 
 def test_ray_gives_the_local_backends_results(cluster, local, tmp_path, monkeypatch):
     monkeypatch.setenv(FAULT_VARIABLE, "replay/seed-001")  # its first attempt's worker dies mid-run
-    summary = compare(experiment(), tmp_path, workers=2, quiet=True, backend="ray")
+    summary = compare(experiment(), tmp_path, workers=2, backend="ray")
     assert summary["runs"]["complete"] == 4 and summary["runs"]["retried"] == 1
     assert any(line.startswith("1 run(s) lost their worker") for line in summary["conclusion"])
     for variant in ("naive", "replay"):
@@ -60,11 +61,13 @@ def test_ray_gives_the_local_backends_results(cluster, local, tmp_path, monkeypa
 
 
 def test_a_run_that_fails_for_its_own_reasons_is_recorded_not_retried(cluster, tmp_path):
-    broken = build_experiment("tutorial", 300, 1, {"ok": {}, "broken": {"env": {"id": "NoSuchEnv-v0"}}}, TINY)
-    summary = compare(broken, tmp_path, workers=2, quiet=True, backend="ray")
+    # Registered in the driver only: the checks before the sweep pass, and the Ray workers, which do not know it, raise.
+    gymnasium.register(id="DriverOnly-v0", entry_point="gymnasium.envs.classic_control.cartpole:CartPoleEnv")
+    broken = build_experiment("tutorial", 300, 1, {"ok": {}, "broken": {"env": {"id": "DriverOnly-v0"}}}, TINY)
+    summary = compare(broken, tmp_path, workers=2, backend="ray")
     assert (summary["runs"]["complete"], summary["runs"]["failed"], summary["runs"]["retried"]) == (1, 1, 0)
     failure = json.loads((run_dir_for(tmp_path, "broken", 0) / "result.json").read_text())
-    assert failure["status"] == "failed" and "unknown environment 'NoSuchEnv-v0'" in failure["error"]
+    assert failure["status"] == "failed" and "unknown environment 'DriverOnly-v0'" in failure["error"]
 
 
 def test_without_ray_the_backend_says_how_to_install_it(tmp_path, monkeypatch):
@@ -77,20 +80,20 @@ def test_without_ray_the_backend_says_how_to_install_it(tmp_path, monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_ray)
     with pytest.raises(DqnlabError, match=r"--backend ray needs Ray: pip install 'dqnlab\[ray\]'"):
-        compare(experiment(), tmp_path / "out", workers=2, quiet=True, backend="ray")
+        compare(experiment(), tmp_path / "out", workers=2, backend="ray")
     assert not (tmp_path / "out").exists()  # refused before anything was written
 
 
 def test_address_belongs_to_the_ray_backend(tmp_path):
     with pytest.raises(DqnlabError, match="--address applies to --backend ray only"):
-        compare(experiment(), tmp_path, workers=2, quiet=True, address="auto")
+        compare(experiment(), tmp_path, workers=2, address="auto")
 
 
 def test_populations_as_ray_tasks_give_the_population_backends_results(cluster, tmp_path, monkeypatch):
     here = tmp_path / "here"
-    compare(experiment(), here, workers=1, quiet=True, backend="population", population_size=2)
+    compare(experiment(), here, workers=1, backend="population", population_size=2)
     monkeypatch.setenv(FAULT_VARIABLE, "naive/seed-000")  # kills its whole population's first attempt
-    summary = compare(experiment(), tmp_path / "ray", workers=2, quiet=True, backend="ray", population_size=2)
+    summary = compare(experiment(), tmp_path / "ray", workers=2, backend="ray", population_size=2)
     assert summary["runs"]["complete"] == 4 and summary["runs"]["retried"] == 2  # both members of that population
     for variant in ("naive", "replay"):
         for seed in (0, 1):

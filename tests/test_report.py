@@ -23,13 +23,13 @@ from click.testing import CliRunner
 from PIL import Image
 
 from dqnlab.analysis.plots import _strip, plot_curves, plot_measures, plot_strips, write_plots
-from dqnlab.analysis.formatting import fmt, interval
+from dqnlab.reporting.formatting import fmt, interval
 from dqnlab.analysis.render import render_html, render_markdown
 from dqnlab.analysis.report import build_report
 from dqnlab.analysis.runs import Run, load_experiment
 from dqnlab.analysis.measures import COMPARED, HEADLINE, MEASURES
 from dqnlab.cli import cli
-from dqnlab.experiments.compare import compare
+from dqnlab.api import compare
 from dqnlab.experiments.spec import build_experiment
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -48,7 +48,7 @@ def tiny_experiment(samples: int = 300, seeds: int = 3, eval_every: int | None =
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("compare") / "results"
-    compare(tiny_experiment(), out, workers=1, quiet=True)
+    compare(tiny_experiment(), out, workers=1)
     return out
 
 
@@ -267,7 +267,7 @@ def test_a_variant_whose_runs_all_failed_is_reported_as_excluded(results, tmp_pa
 def test_a_single_seed_too_short_to_finish_an_episode_still_reports(tmp_path):
     """Five samples and no episode ended: no failure in the budget, and no episode to score."""
     out = tmp_path / "short"
-    summary = compare(tiny_experiment(samples=5, seeds=1, eval_every=None), out, workers=1, quiet=True)
+    summary = compare(tiny_experiment(samples=5, seeds=1, eval_every=None), out, workers=1)
     for block in summary["variants"].values():
         assert block["n"] == 1 and block["measures"]["failure_rate"]["iqm"] == 0.0
         assert block["measures"]["episode_score"] == {"n": 0, "undefined": 1}

@@ -16,7 +16,7 @@ import pytest
 from dqnlab.rundir import disk
 from dqnlab.cli import LEFT_OUT_EXIT
 from dqnlab.errors import DqnlabError
-from dqnlab.experiments.local import FAULT_VARIABLE
+from dqnlab.experiments.backends.local import FAULT_VARIABLE
 from dqnlab.rundir.locking import LOCK, DirectoryLock
 from dqnlab.rundir.ownership import MARKER, output_dir, remove_owned
 from tests.clitools import invoke, refused

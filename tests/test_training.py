@@ -255,13 +255,13 @@ def test_greedy_evaluations_face_the_same_starts_and_stay_off_the_clock():
 
 def test_evaluation_time_is_not_training_time(monkeypatch):
     clock = [0.0]
-    real_play = training.play
+    real_play = training.greedy_episodes
 
     def slow_play(*args, **kwargs):  # every evaluation "takes" 1000 seconds
         clock[0] += 1000.0
         return real_play(*args, **kwargs)
 
     monkeypatch.setattr(training.time, "perf_counter", lambda: clock[0])
-    monkeypatch.setattr(training, "play", slow_play)
+    monkeypatch.setattr(training, "greedy_episodes", slow_play)
     result = train(tiny_config("replay", "run.eval_every=100", "run.samples=300"))
     assert len(result.evaluations) == 3 and result.wall_seconds == 0.0

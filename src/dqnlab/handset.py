@@ -77,11 +77,17 @@ push left, as argmax does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 
+from dqnlab.config import Config, config_to_json, resolve
 from dqnlab.engine.network import QNetwork
+from dqnlab.rundir.disk import write_json, write_text
+from dqnlab.rundir.layout import CONFIG, RESULT, WEIGHTS
+from dqnlab.rundir.ownership import output_dir
+from dqnlab.rundir.writer import save_weights
 
 OBS_NAMES = ("x", "x_dot", "theta", "theta_dot")  # CartPole-v1's observation, in order
 ACTIONS = ("left", "right")  # action 0 pushes the cart left, 1 pushes it right
@@ -161,3 +167,24 @@ def control_signal(obs: torch.Tensor) -> torch.Tensor:
     """obs (B, 4) -> u (B,): Q(right) - Q(left) of the hand-set network, written out as the linear law."""
     x, x_dot, theta, theta_dot = obs.unbind(-1)  # (B,) each
     return theta + POLE_LOOKAHEAD * theta_dot + CART_GAIN * x + CART_DAMPING * x_dot  # (B,)
+
+
+HANDSET_STATUS = "handset"  # result.json's status for a network nobody trained
+
+
+def handset_config() -> Config:
+    """The tutorial's configuration with the hand-set network's one hidden layer of len(NEURONS) units."""
+    return resolve("tutorial", "replay", overrides=[f"network.hidden=[{len(NEURONS)}]"])
+
+
+def write_handset_run(out: Path, overwrite: bool = False) -> Path:
+    """config.json, weights.pt, neurons.json and result.json for the hand-set network."""
+    config = handset_config()
+    with output_dir(out, "run", "dqnlab handset", overwrite=overwrite):
+        write_text(out / CONFIG, config_to_json(config))
+        save_weights(handset_network().state_dict(), out / WEIGHTS)
+        write_json(out / "neurons.json", [asdict(n) for n in NEURONS])
+        result = {"status": HANDSET_STATUS, "samples": 0, "learn_steps": 0, "neurons": len(NEURONS),
+                  "note": "weights set by hand (dqnlab.handset), not trained"}  # fmt: skip
+        write_json(out / RESULT, result)
+    return out

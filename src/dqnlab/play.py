@@ -1,32 +1,18 @@
-"""Greedy play: a trained Q-network acts, nothing learns, nothing explores.
-
-A good agent on unwrapped CartPole never stops by itself, so every episode is
-capped at `max_steps`; an episode that reaches the cap is reported as capped.
-"""
+"""`dqnlab play`: greedy episodes of a trained network, and the first one as a GIF."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from dqnlab import seeding
 from dqnlab.config import EnvConfig
-from dqnlab.rundir.disk import write_with
-from dqnlab.engine.envs import make_env
-from dqnlab.engine.learner import greedy_action
+from dqnlab.engine.evaluation import PlayEpisode, greedy_episodes
 from dqnlab.engine.network import QNetwork
 from dqnlab.errors import DqnlabError
+from dqnlab.rundir.disk import write_with
 
-
-@dataclass(frozen=True)
-class PlayEpisode:
-    seed: int  # the reset seed: replay this episode with env.reset(seed=seed)
-    score: float
-    length: int
-    terminated: bool  # the episode ended by itself (pole fell, goal reached, ...)
-    capped: bool  # stopped at max_steps (or by the environment's time limit)
+__all__ = ["PlayEpisode", "play", "write_gif", "check_gif_target"]
 
 
 def play(
@@ -38,34 +24,15 @@ def play(
     gif_path: str | Path | None = None,
     gif_max_frames: int = 1_000,
 ) -> list[PlayEpisode]:
-    """Play `episodes` greedy episodes from the `seed`'s evaluation starts; record the first as a GIF if asked.
-
-    The same seed gives the same starting states, so evaluations at different
-    checkpoints, and of different variants, face the same episodes.
-    """
-    if episodes < 1 or max_steps < 1 or gif_max_frames < 1:
-        raise DqnlabError(f"episodes, max_steps and gif frames must be >= 1; got {episodes}, {max_steps}, {gif_max_frames}")
+    """Play `episodes` greedy episodes (engine.evaluation); record the first as a GIF at `gif_path` if given."""
+    if gif_max_frames < 1:
+        raise DqnlabError(f"gif frames must be >= 1; got {gif_max_frames}")
     if gif_path is not None:
         check_gif_target(Path(gif_path))  # before playing: a refusal costs nothing
-    device = next(network.parameters()).device
-    env, _ = make_env(env_config, render_mode="rgb_array" if gif_path else None)
-    reset_seeds = seeding.ResetSeeds(seed, "evaluate")
-    results, frames = [], []
-    for index in range(episodes):
-        reset_seed = reset_seeds.next()
-        obs, _ = env.reset(seed=reset_seed)
-        recording = gif_path is not None and index == 0
-        score, length, terminated, truncated = 0.0, 0, False, False
-        while not (terminated or truncated) and length < max_steps:
-            if recording and len(frames) < gif_max_frames:
-                frames.append(env.render())
-            obs, reward, terminated, truncated, _ = env.step(greedy_action(network, obs, device))
-            score += float(reward)
-            length += 1
-        results.append(PlayEpisode(reset_seed, score, length, bool(terminated), not terminated))
-    env.close()
+    frames = gif_max_frames if gif_path is not None else 0
+    results, recorded, fps = greedy_episodes(network, env_config, episodes, seed, max_steps, frames)
     if gif_path is not None:
-        write_gif(frames, Path(gif_path), fps=env.metadata.get("render_fps") or 50)
+        write_gif(recorded, Path(gif_path), fps=fps)
     return results
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from dqnlab.analysis.comparisons import find
-from dqnlab.analysis.formatting import fmt, interval
+from dqnlab.reporting.formatting import fmt, interval
 from dqnlab.analysis.measures import COMPARED, RATES, describe_rate
 
 AXES = {"per episode": ("episode_score",), "per sample": ("final_failure_rate", "failure_rate"),

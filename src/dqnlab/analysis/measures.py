@@ -15,7 +15,7 @@ import numpy as np
 
 from dqnlab.analysis import metrics
 from dqnlab.analysis.clocks import Clock, Timing, own_clock
-from dqnlab.analysis.formatting import fmt
+from dqnlab.reporting.formatting import fmt
 from dqnlab.analysis.runs import Run
 
 # key: (what it measures, the axis it speaks for, higher is better; None: no better)

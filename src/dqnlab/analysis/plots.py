@@ -26,7 +26,6 @@ from typing import Any, Iterable
 
 import numpy as np
 from matplotlib import colormaps
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import ListedColormap, LogNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -36,11 +35,10 @@ from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator, ScalarFo
 from dqnlab.analysis.metrics import CURVE_WINDOW, FORGETTING_LOW
 from dqnlab.analysis.runs import Run
 from dqnlab.analysis.measures import HEADLINE
-from dqnlab.rundir.disk import make_dir, write_with
+from dqnlab.reporting.figures import PALETTE, new_figure, save_figures
+from dqnlab.rundir.disk import make_dir
 
 PLOTS = "plots"
-DPI = 120
-PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 # axis key in summary["curves"] -> (panel title, x label)
 AXES = {
     "episode": ("Reward per episode", "episode"),
@@ -51,7 +49,6 @@ SCORE_LABEL = f"training score ({CURVE_WINDOW}-episode moving average)"
 RATE_LABEL = "failures per 1,000 samples (lower is better)"
 SCORE_FLOOR = 8.0  # no CartPole episode scores less: the bottom of the strips' colour scale
 STRIP_BINS = 900  # columns per strip: about one per pixel of the panel
-NO_METADATA = {"Software": None}  # no matplotlib version stamp: the same data gives the same bytes
 
 
 def write_plots(out: str | Path, summary: dict[str, Any], runs: Iterable[Run] = ()) -> list[Path]:
@@ -66,28 +63,9 @@ def write_plots(out: str | Path, summary: dict[str, Any], runs: Iterable[Run] = 
     return save_figures(directory, figures)
 
 
-def save_figures(directory: Path, figures: dict[str, Figure | None]) -> list[Path]:
-    """Write each figure as directory/NAME atomically; a None figure removes an old file of that name."""
-    written = []
-    for name, figure in figures.items():
-        path = directory / name
-        if figure is None:  # nothing to draw: a figure left from an earlier build would contradict the report
-            path.unlink(missing_ok=True)
-            continue
-        write_with(path, lambda handle, figure=figure: figure.savefig(handle, format="png", dpi=DPI, metadata=NO_METADATA))
-        written.append(path)
-    return written
-
-
 def variant_colors(summary: dict[str, Any]) -> dict[str, str]:
     """One colour per variant, the same in every figure."""
     return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(summary["variants"])}
-
-
-def new_figure(width: float, height: float) -> Figure:
-    figure = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure
 
 
 def _floats(values: Iterable[Any] | None) -> np.ndarray:

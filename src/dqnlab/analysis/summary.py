@@ -29,6 +29,7 @@ from dqnlab.analysis.measures import (
 )
 from dqnlab.analysis.runs import UNREADABLE, Run
 from dqnlab.experiments.spec import Experiment
+from dqnlab.rundir.disk import json_ready
 
 CURVE_POINTS = 100
 
@@ -193,18 +194,3 @@ def _evaluation(names: list[str], usable: list[Run]) -> dict[str, Any]:
         training = np.stack([metrics.curve(run.episodes["samples"], run.episodes["score"], grid) for run in runs])  # (n, K)
         result[name] = {"samples": grid, "greedy": _curve_aggregate(greedy), "training": _curve_aggregate(training)}
     return result
-
-
-def json_ready(value: Any) -> Any:
-    """NumPy to Python, NaN and infinity to None (JSON has neither)."""
-    if isinstance(value, dict):
-        return {str(k): json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_ready(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [json_ready(v) for v in value.tolist()]
-    if isinstance(value, (np.floating, float)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value

@@ -50,7 +50,7 @@ from dqnlab.engine.network import QNetwork, StackedQNetwork, build_network
 from dqnlab.engine.records import REACH_SCORES, Divergence, EpisodeRecord, EvaluationRecord, Reached, TrainResult
 from dqnlab.engine.replay import Replay
 from dqnlab.errors import DqnlabError
-from dqnlab.play import play
+from dqnlab.engine.evaluation import greedy_episodes
 
 
 def initial_network(config: Config, spec: EnvSpec) -> QNetwork:
@@ -79,7 +79,7 @@ def check_population(configs: list[Config]) -> Config:
 def evaluate(network: QNetwork, config: Config, samples: int, learn_steps: int) -> EvaluationRecord:
     """Greedy play from the seed's evaluation starts, the same at every checkpoint and for every variant."""
     run = config.run
-    played = play(network, config.env, run.eval_episodes, run.seed, run.eval_max_steps)
+    played, _, _ = greedy_episodes(network, config.env, run.eval_episodes, run.seed, run.eval_max_steps)
     return EvaluationRecord.of(samples, learn_steps, [e.score for e in played], sum(e.capped for e in played))
 
 

@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 from matplotlib.figure import Figure
 
-from dqnlab.analysis.plots import PALETTE, new_figure
+from dqnlab.reporting.figures import PALETTE, new_figure
 from dqnlab.config import EnvConfig
 from dqnlab.engine.envs import make_env
 from dqnlab.probe.probeset import CARTPOLE_IDS, GRID, ProbeSet

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from dqnlab.analysis.formatting import fmt
-from dqnlab.analysis.plots import save_figures
-from dqnlab.analysis.blocks import Bullets, Figure, Heading, Paragraph, Table, blocks_html, blocks_markdown
-from dqnlab.analysis.summary import json_ready
+from dqnlab.reporting.formatting import fmt
+from dqnlab.reporting.figures import save_figures
+from dqnlab.reporting.blocks import Bullets, Figure, Heading, Paragraph, Table, blocks_html, blocks_markdown
+from dqnlab.rundir.disk import json_ready
 from dqnlab.errors import DqnlabError
 from dqnlab.probe import pictures
 from dqnlab.probe.probeset import SOURCES, ProbeSet, activations, build_probe_set

@@ -22,6 +22,8 @@ import os
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
+import numpy as np
+
 from dqnlab.errors import DqnlabError
 
 TMP = ".tmp"  # suffix of a file being written
@@ -91,20 +93,24 @@ def make_dir(path: str | Path) -> Path:
 # ---------------------------------------------------------------- JSON
 
 
-def finite(value: Any) -> Any:
-    """`value` with every non-finite float replaced by None, through dicts, lists and tuples."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
+def json_ready(value: Any) -> Any:
+    """`value` as plain JSON data: NumPy to Python, NaN and infinity to None (JSON has neither), keys as text."""
     if isinstance(value, dict):
-        return {key: finite(item) for key, item in value.items()}
+        return {str(key): json_ready(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [finite(item) for item in value]
+        return [json_ready(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return [json_ready(item) for item in value.tolist()]
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
     return value
 
 
 def json_text(value: Any, indent: int | None = 2) -> str:
     """Strict JSON (non-finite numbers as null), newline-terminated."""
-    return json.dumps(finite(value), indent=indent, allow_nan=False) + "\n"
+    return json.dumps(json_ready(value), indent=indent, allow_nan=False) + "\n"
 
 
 def write_json(path: str | Path, value: Any, indent: int | None = 2) -> None:

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import contextlib
 from itertools import groupby
-from typing import Callable
+
 
 import torch
 
 from dqnlab.rundir.disk import DiskError
 from dqnlab.errors import DqnlabError
-from dqnlab.experiments.local import Event
+from dqnlab.experiments.events import Advanced, Ended, Finished, OnEvent, Started
 from dqnlab.experiments.runner import RunTask, fresh_run_dir
 from dqnlab.engine.training import train_population
 from dqnlab.experiments.trainrun import finish
@@ -45,12 +45,12 @@ def population_key(members: list[RunTask]) -> str:
 
 def run_populations(
     tasks: list[RunTask],
-    on_event: Callable[[Event], None],
+    on_event: OnEvent,
     size: int | None = None,
     threads: int | None = None,
     progress_every: int = 500,
 ) -> None:
-    """Execute `tasks` as populations; events as `run_local`'s, plus ("end", key) when a population ends."""
+    """Execute `tasks` as populations: Started, Advanced and Ended per population, Finished per member."""
     previous = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
@@ -61,18 +61,18 @@ def run_populations(
         torch.set_num_threads(previous)
 
 
-def _run_one(members: list[RunTask], on_event: Callable[[Event], None], progress_every: int) -> None:
+def _run_one(members: list[RunTask], on_event: OnEvent, progress_every: int) -> None:
     key = population_key(members)
     writers = []
     for task in members:
         fresh_run_dir(task)
         writers.append(RunWriter(task.run_dir, task.config))
-    on_event(("start", key))
+    on_event(Started(key))
     try:
         results = train_population(
             [task.config for task in members],
             on_episode=lambda k, record: writers[k].episode(record),
-            on_progress=lambda samples: on_event(("progress", key, samples)),
+            on_progress=lambda samples: on_event(Advanced(key, samples)),
             on_checkpoint=lambda k, samples, network: writers[k].checkpoint(samples, network.state_dict()),
             on_evaluation=lambda k, record: writers[k].evaluation(record),
             progress_every=progress_every,
@@ -86,9 +86,9 @@ def _run_one(members: list[RunTask], on_event: Callable[[Event], None], progress
         for task, writer in zip(members, writers):
             writer.close()
             write_failure(task.run_dir, error)
-            on_event(("done", task.key, {"status": "failed", "error": f"{type(error).__name__}: {error}"}))
+            on_event(Finished(task.key, {"status": "failed", "error": f"{type(error).__name__}: {error}"}))
     else:
         clock = "shared" if len(members) > 1 or torch.get_num_threads() > 1 else "own"
         for task, writer, result in zip(members, writers, results):
-            on_event(("done", task.key, finish(writer, result, backend="population", clock=clock)))
-    on_event(("end", key))
+            on_event(Finished(task.key, finish(writer, result, backend="population", clock=clock)))
+    on_event(Ended(key))

@@ -17,12 +17,12 @@ import signal
 from collections import deque
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from typing import Any, Callable
+from typing import Any
 
+from dqnlab.experiments.events import Advanced, Finished, OnEvent, Started
 from dqnlab.experiments.runner import RunTask, run_task
 from dqnlab.rundir.writer import write_failure
 
-Event = tuple  # ("start", key) | ("progress", key, samples) | ("done", key, outcome)
 FAULT_VARIABLE = "DQNLAB_KILL_WORKER_AT"  # a run key; its worker process exits abruptly (fault injection)
 
 
@@ -38,9 +38,9 @@ def _worker(connection: Connection, progress_every: int, parent: int) -> None:
 
         def progress(samples: int, key: str = task.key) -> None:
             if samples % progress_every == 0:
-                connection.send(("progress", key, samples))
+                connection.send(Advanced(key, samples))
 
-        connection.send(("done", task.key, run_task(task, progress)))
+        connection.send(Finished(task.key, run_task(task, progress)))
 
 
 def _die_with_parent(parent: int) -> None:
@@ -66,7 +66,7 @@ class _Slot:
     task: RunTask | None = None
 
 
-def run_local(tasks: list[RunTask], workers: int, on_event: Callable[[Event], None], progress_every: int = 2000) -> None:
+def run_local(tasks: list[RunTask], workers: int, on_event: OnEvent, progress_every: int = 2000) -> None:
     """Execute `tasks` on `workers` processes; call `on_event` in this process for every event."""
     context = multiprocessing.get_context("spawn")
     queue = deque(tasks)
@@ -82,7 +82,7 @@ def run_local(tasks: list[RunTask], workers: int, on_event: Callable[[Event], No
         slot.task = queue.popleft() if queue else None
         slot.connection.send(slot.task)  # None: the worker stops
         if slot.task is not None:
-            on_event(("start", slot.task.key))
+            on_event(Started(slot.task.key))
 
     slots = [start_slot() for _ in range(max(0, min(workers, len(tasks))))]
     try:
@@ -94,7 +94,7 @@ def run_local(tasks: list[RunTask], workers: int, on_event: Callable[[Event], No
                 if slot.connection not in ready and slot.process.sentinel not in ready:
                     continue
                 state = _receive(slot, on_event)
-                if state == "done":
+                if state == "finished":
                     assign(slot)
                 elif state == "dead":
                     _bury(slot, on_event)
@@ -105,8 +105,8 @@ def run_local(tasks: list[RunTask], workers: int, on_event: Callable[[Event], No
             slot.process.join(timeout=5) if slot.task is None else slot.process.terminate()
 
 
-def _receive(slot: _Slot, on_event: Callable[[Event], None]) -> str:
-    """Pass on one message: "done", "progress", or "dead" when the worker's end of the pipe is gone."""
+def _receive(slot: _Slot, on_event: OnEvent) -> str:
+    """Pass on one event; "finished" (the worker is free), "busy", or "dead" when its end of the pipe is gone."""
     try:
         if not slot.connection.poll():
             return "busy" if slot.process.is_alive() else "dead"
@@ -114,19 +114,12 @@ def _receive(slot: _Slot, on_event: Callable[[Event], None]) -> str:
     except (EOFError, OSError):
         return "dead"
     on_event(message)
-    return message[0]
+    return "finished" if isinstance(message, Finished) else "busy"
 
 
-def _bury(slot: _Slot, on_event: Callable[[Event], None]) -> None:
+def _bury(slot: _Slot, on_event: OnEvent) -> None:
     """A worker died holding a run: mark that run failed."""
     reason = f"worker process died (exit code {slot.process.exitcode})"
     write_failure(slot.task.run_dir, reason)
-    on_event(("done", slot.task.key, {"status": "failed", "error": reason}))
+    on_event(Finished(slot.task.key, {"status": "failed", "error": reason}))
     slot.connection.close()
-
-
-def outcome_line(outcome: dict[str, Any]) -> str:
-    status = outcome.get("status", "?")
-    if status == "failed":
-        return f"failed: {outcome.get('error', '')}"
-    return f"{status}, {outcome.get('episodes', 0)} episodes, {outcome.get('wall_seconds', 0):.0f} s"

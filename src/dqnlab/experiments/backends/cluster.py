@@ -22,12 +22,13 @@ import socket
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from dqnlab.rundir.disk import json_text, make_dir, parse_json, write_bytes
 from dqnlab.errors import DqnlabError
-from dqnlab.experiments.local import FAULT_VARIABLE, Event
-from dqnlab.experiments.population import population_key, populations, run_populations
+from dqnlab.experiments.backends.local import FAULT_VARIABLE
+from dqnlab.experiments.events import Advanced, Event, Finished, OnEvent, Retried
+from dqnlab.experiments.backends.population import population_key, populations, run_populations
 from dqnlab.experiments.runner import RunTask, fresh_run_dir, raise_disk_error, run_task
 from dqnlab.rundir.layout import RESULT
 from dqnlab.rundir.writer import write_failure
@@ -91,10 +92,10 @@ def _execute(tasks: list[RunTask], population: bool, fault: bool) -> list[tuple[
             outcomes: dict[str, dict[str, Any]] = {}
 
             def event(message: Event) -> None:
-                if message[0] == "done":
-                    outcomes[message[1]] = message[2]
-                elif message[0] == "progress":
-                    progress(message[2])
+                if isinstance(message, Finished):
+                    outcomes[message.key] = message.outcome
+                elif isinstance(message, Advanced):
+                    progress(message.samples)
 
             run_populations(local, event, threads=1)
             results = [outcomes[t.key] for t in local]
@@ -107,7 +108,7 @@ def _files(run_dir: Path) -> dict[str, bytes]:
     return {str(p.relative_to(run_dir)): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
 
 
-def run_ray(tasks: list[RunTask], on_event: Callable[[Event], None], population_size: int | None = None,
+def run_ray(tasks: list[RunTask], on_event: OnEvent, population_size: int | None = None,
             retries: int = RETRIES) -> None:
     """Execute `tasks` as Ray tasks (inside `ray_session`): one per run, or one per population of up to
     `population_size` seeds of a variant when that is given. Events as `run_local`'s, plus ("retry", key, reason)."""
@@ -135,14 +136,14 @@ def run_ray(tasks: list[RunTask], on_event: Callable[[Event], None], population_
                     ray.exceptions.ObjectLostError, ray.exceptions.LocalRayletDiedError) as error:  # fmt: skip
                 reason = f"{type(error).__name__}: {str(error).splitlines()[0]}"
                 if attempt <= retries:
-                    on_event(("retry", population_key(unit), f"attempt {attempt} lost ({reason}); resubmitted"))
+                    on_event(Retried(population_key(unit), f"attempt {attempt} lost ({reason}); resubmitted"))
                     submit(unit, attempt + 1)
                     continue
                 landed = [_failed(task, f"lost its worker {attempt} times; last: {reason}") for task in unit]
             except ray.exceptions.RayError as error:
                 landed = [_failed(task, f"{type(error).__name__}: {str(error).splitlines()[0]}") for task in unit]
             for task, outcome in zip(unit, landed):
-                on_event(("done", task.key, outcome))
+                on_event(Finished(task.key, outcome))
     except KeyboardInterrupt:
         for ref in pending:
             ray.cancel(ref, force=True)

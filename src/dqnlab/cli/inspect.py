@@ -1,20 +1,20 @@
-"""The command-line verbs that look inside networks: `dqnlab probe` and `dqnlab handset`."""
+"""`dqnlab probe` and `dqnlab handset`: a look inside a network, and the network set by hand."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import click
 
-from dqnlab.analysis.formatting import fmt
-from dqnlab.config import resolve
+from dqnlab import api
+from dqnlab.cli import cli
+from dqnlab.handset import NEURONS
+from dqnlab.probe.report import PROBE, PROBE_HTML
 from dqnlab.probe.stability import THRESHOLD
+from dqnlab.reporting.formatting import fmt
 
-HANDSET_STATUS = "handset"  # result.json's status for a network nobody trained
 
-
-@click.command("probe")
+@cli.command("probe")
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Where to write the report [default: RUN_DIR/probe].")
 @click.option("--probe-set", type=click.Path(dir_okay=False), default=None, help="Reuse a saved probe set (probe_set.npz of an earlier probe), so results compare across runs.")
@@ -27,9 +27,7 @@ def probe_command(run_dir, out, probe_set, seed, threshold):
     epsilon-greedy play, a pole angle x angular velocity grid); with
     checkpoints (train --checkpoint-every K), also how stable each unit stayed.
     """
-    from dqnlab.probe.report import PROBE, PROBE_HTML, probe_run
-
-    report = probe_run(run_dir, out, probe_set, seed, threshold)
+    report = api.probe(run_dir, out, probe_set, seed, threshold)
     out = Path(out) if out else Path(run_dir) / PROBE
     for layer in report["layers"]:
         click.echo(f"layer {layer['layer']}: {layer['width']} units, {layer['dead']} dead")
@@ -47,38 +45,14 @@ def probe_command(run_dir, out, probe_set, seed, threshold):
     click.echo(f"report: {out / PROBE_HTML}")
 
 
-@click.command("handset")
+@cli.command("handset")
 @click.option("--out", type=click.Path(file_okay=False), default="runs/handset", show_default=True, help="Run directory to write.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run directory at --out.")
 def handset_command(out, overwrite):
     """Write the hand-wired four-neuron CartPole network as a run directory (play it, probe it)."""
-    from dqnlab.handset import NEURONS, handset_network
-    from dqnlab.play import play
-
-    out = write_handset_run(Path(out), overwrite)
-    network, config = handset_network(), resolve("tutorial", "replay", overrides=[f"network.hidden=[{len(NEURONS)}]"])
+    out = api.handset(out, overwrite)
     for neuron in NEURONS:
         click.echo(f"{neuron.name:>20}: {neuron.feature}")
-    played = play(network, config.env, episodes=10, seed=0, max_steps=10_000)
+    _, played = api.play(out, episodes=10, seed=0, max_steps=10_000)
     click.echo(f"unwrapped CartPole: {sum(e.capped for e in played)} of {len(played)} seeded episodes reached the 10,000-step cap")
     click.echo(f"wrote {out}: dqnlab play {out} --gif handset.gif; dqnlab probe {out}")
-
-
-def write_handset_run(out: Path, overwrite: bool = False) -> Path:
-    """config.json, weights.pt, neurons.json and result.json for the hand-set network."""
-    from dqnlab.handset import NEURONS, handset_network
-    from dqnlab.config import config_to_json
-    from dqnlab.rundir.disk import write_json, write_text
-    from dqnlab.rundir.ownership import output_dir
-    from dqnlab.rundir.layout import CONFIG, RESULT, WEIGHTS
-    from dqnlab.rundir.writer import save_weights
-
-    config = resolve("tutorial", "replay", overrides=[f"network.hidden=[{len(NEURONS)}]"])
-    with output_dir(out, "run", "dqnlab handset", overwrite=overwrite):
-        write_text(out / CONFIG, config_to_json(config))
-        save_weights(handset_network().state_dict(), out / WEIGHTS)
-        write_json(out / "neurons.json", [asdict(n) for n in NEURONS])
-        result = {"status": HANDSET_STATUS, "samples": 0, "learn_steps": 0, "neurons": len(NEURONS),
-                  "note": "weights set by hand (dqnlab.handset), not trained"}  # fmt: skip
-        write_json(out / RESULT, result)
-    return out

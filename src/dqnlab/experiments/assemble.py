@@ -1,0 +1,53 @@
+"""An experiment from a TOML experiment file and `dqnlab compare`'s options, every key checked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from dqnlab.config import check_given_once, parse_override
+from dqnlab.errors import DqnlabError
+from dqnlab.experiments.spec import EXPERIMENT_KEYS, Experiment, build_experiment, parse_variant_option, read_experiment_file
+
+
+def experiment_from(experiment_file: str | Path | None = None, preset: str | None = None, samples: int | None = None,
+                    seeds: int | Sequence[int] | None = None, variants: Sequence[str] = (), overrides: Sequence[str] = (),
+                    eval_every: int | None = None) -> Experiment:  # fmt: skip
+    """The experiment an experiment file and compare's options describe; options win over the file.
+
+    `variants`: `--variant NAME:key=value,...` texts (they replace the file's
+    variants); `overrides`: `--set section.key=value` texts, shared by every variant.
+    """
+
+    data = read_experiment_file(experiment_file) if experiment_file else {}
+    common, where = data.get("common", {}), f"experiment file {experiment_file}"
+    if not isinstance(common, dict):
+        raise DqnlabError(f"{where}: common must be a table of tables such as [common.learner]; got {common!r}")
+    for key, value in common.items():
+        if isinstance(value, dict):
+            continue
+        if key == "agent":
+            raise DqnlabError(f"{where}: [common] may not hold agent = {value!r}; each variant names its agent, e.g. [variants.slow] agent = \"naive\"")
+        if key in ("preset", "samples", "seeds"):
+            raise DqnlabError(f"{where}: [common] may not hold {key} = {value!r}; write {key} = ... at the top of the file, before any table")
+        raise DqnlabError(f"{where}: [common] may hold only tables such as [common.learner]; got {key} = {value!r}")
+    common = {section: dict(values) for section, values in common.items()}
+    texts = [*overrides, *([f"run.eval_every={eval_every}"] if eval_every else [])]
+    check_given_once(texts)  # --device D and --eval-every K arrive here as run.device=D and run.eval_every=K
+    for text in texts:
+        path, value = parse_override(text)
+        section, _, key = path.partition(".")
+        if section == "run" and key in EXPERIMENT_KEYS:  # Experiment.config would override it for every run
+            raise DqnlabError(f"--set {path} does not apply to compare (the experiment sets it for every run); use {EXPERIMENT_KEYS[key]}")
+        common.setdefault(section, {})[key] = value
+    variant_tables = dict(parse_variant_option(text) for text in variants) if variants else data.get("variants")
+    if variants and len(variant_tables) != len(variants):
+        raise DqnlabError("--variant names must be unique")
+    return build_experiment(
+        preset_name=preset or data.get("preset"),
+        samples=samples if samples is not None else data.get("samples"),
+        seeds=seeds if seeds is not None else data.get("seeds"),
+        variant_tables=variant_tables,
+        common=common,
+        source=f"experiment file {experiment_file}" if experiment_file else "compare",
+    )

@@ -1,0 +1,108 @@
+"""The backends that run a sweep's tasks, behind one interface: `backend.run(tasks, on_event)`.
+
+- `local`: worker processes, one run each at a time, one torch thread each;
+- `population`: each variant's seeds as populations trained in this process;
+- `cluster`: Ray tasks, one run or one population each, on a cluster or a local Ray instance.
+
+Every backend writes ordinary run directories and reports typed events
+(`experiments.events`); resume, failure marking and the display live above it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from typing import Any, ContextManager, Protocol
+
+from dqnlab.errors import DqnlabError
+from dqnlab.experiments.events import OnEvent
+from dqnlab.experiments.runner import RunTask
+
+NAMES = ("local", "population", "ray")
+
+
+class Backend(Protocol):
+    def session(self) -> ContextManager[Any]:
+        """Held around planning and running: joins a cluster (or refuses) before anything is written."""
+
+    def describe(self, tasks: list[RunTask]) -> str:
+        """How the tasks will run, in words: "on 2 worker(s)"."""
+
+    def run(self, tasks: list[RunTask], on_event: OnEvent) -> None:
+        """Run every task into its directory, reporting events; a run's own failure is a Finished event, not an error."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Local:
+    workers: int
+
+    def session(self) -> ContextManager[Any]:
+        return contextlib.nullcontext()
+
+    def describe(self, tasks: list[RunTask]) -> str:
+        return f"on {min(self.workers, max(len(tasks), 1))} worker(s)"
+
+    def run(self, tasks: list[RunTask], on_event: OnEvent) -> None:
+        from dqnlab.experiments.backends.local import run_local
+
+        if min(self.workers, len(tasks)) > (os.cpu_count() or 1):  # runs share cores: their seconds are not one agent's
+            tasks = [dataclasses.replace(task, clock="shared") for task in tasks]
+        run_local(tasks, self.workers, on_event)
+
+
+@dataclasses.dataclass(frozen=True)
+class Population:
+    size: int | None  # most seeds per population; None: all seeds of a variant
+    threads: int
+
+    def session(self) -> ContextManager[Any]:
+        return contextlib.nullcontext()
+
+    def describe(self, tasks: list[RunTask]) -> str:
+        from dqnlab.experiments.backends.population import populations
+
+        chunks = populations(tasks, self.size)
+        return f"as {len(chunks)} population(s) of up to {max((len(c) for c in chunks), default=0)} seeds on {self.threads} thread(s)"
+
+    def run(self, tasks: list[RunTask], on_event: OnEvent) -> None:
+        from dqnlab.experiments.backends.population import run_populations
+
+        run_populations(tasks, on_event, self.size, self.threads)
+
+
+@dataclasses.dataclass(frozen=True)
+class Ray:
+    size: int | None  # seeds per Ray task; None: one run per task
+    address: str | None  # the cluster to join; None: a local Ray instance of `cpus` CPUs
+    cpus: int
+
+    def session(self) -> ContextManager[Any]:
+        from dqnlab.experiments.backends.cluster import ray_session
+
+        return ray_session(self.address, self.cpus)
+
+    def describe(self, tasks: list[RunTask]) -> str:
+        unit = f"populations of up to {self.size} seeds" if self.size else "one run each"
+        where = f"the cluster at {self.address}" if self.address else f"a local Ray instance of {self.cpus} CPU(s)"
+        return f"as Ray tasks ({unit}) on {where}"
+
+    def run(self, tasks: list[RunTask], on_event: OnEvent) -> None:
+        from dqnlab.experiments.backends.cluster import run_ray
+
+        run_ray(tasks, on_event, self.size)
+
+
+def make_backend(name: str, workers: int, population_size: int | None = None, address: str | None = None) -> Backend:
+    """The backend named `name` ("local", "population" or "ray") with the CLI's meaning of each option."""
+    if name not in NAMES:
+        raise DqnlabError(f"unknown backend {name!r}; choose one of: {', '.join(NAMES)}")
+    if population_size is not None and name == "local":
+        raise DqnlabError("--population-size applies to --backend population or ray only")
+    if address is not None and name != "ray":
+        raise DqnlabError("--address applies to --backend ray only")
+    if name == "local":
+        return Local(workers)
+    if name == "population":
+        return Population(population_size, workers)
+    return Ray(population_size, address, workers)

@@ -1,0 +1,64 @@
+"""A sweep: plan an experiment's runs in a results directory, run what is missing on a backend, time one agent alone.
+
+Nothing here prints: everything that happens is a typed event (`events.py`)
+passed to `on_event`. The results directory is held (marker and lock,
+`rundir.ownership.output_dir`) from planning to the end of `finish`, which
+the caller uses to build the report under the same lock.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from dqnlab.errors import DqnlabError
+from dqnlab.experiments.backends import Backend, Ray
+from dqnlab.experiments.clock import time_one_agent, variants_to_time
+from dqnlab.experiments.events import Event, Finished, OnEvent, Planned, TimingAlone
+from dqnlab.experiments.runner import Plan, check_experiment, plan, raise_disk_error, write_experiment
+from dqnlab.experiments.spec import Experiment
+from dqnlab.rundir.ownership import output_dir
+from dqnlab.runtime import resolve_device
+
+
+def sweep(
+    experiment: Experiment,
+    out: Path,
+    backend: Backend,
+    overwrite: bool = False,
+    on_event: OnEvent | None = None,
+    finish: Callable[[Path], Any] | None = None,
+) -> tuple[Plan, Any]:
+    """Run the experiment's missing runs into `out`; returns the plan and what `finish(out)` returned.
+
+    Raises DqnlabError before anything is written for a device or cluster that
+    cannot run it, a directory that is not dqnlab's or is in use, or a
+    different experiment there (unless `overwrite`); DiskError when the disk
+    refuses a write (the sweep stops; rerunning resumes); KeyboardInterrupt as
+    it came (finished runs are kept).
+    """
+    emit = on_event or (lambda event: None)
+    devices = {experiment.config(variant, experiment.seeds[0]).run.device for variant in experiment.variants}
+    if not isinstance(backend, Ray):
+        for device in devices:
+            resolve_device(device)  # no GPU where one is asked for: one line now, not a failure per run
+    with backend.session() as ray:  # Ray joined (or refused) before anything is written
+        if ray is not None and any(d.startswith("cuda") for d in devices) and not ray.cluster_resources().get("GPU"):
+            raise DqnlabError("run.device is cuda but the Ray cluster has no GPU")
+        with output_dir(out, "results", "dqnlab compare", overwrite=overwrite, keep=True):
+            check_experiment(out, experiment)  # nothing has been written yet
+            work = plan(experiment, out)
+            write_experiment(out, experiment)
+            emit(Planned(len(experiment.variants), len(experiment.seeds), experiment.samples, len(work.kept),
+                         len(work.tasks), backend.describe(work.tasks), dict(work.redone)))  # fmt: skip
+
+            def relay(event: Event) -> None:
+                if isinstance(event, Finished):
+                    raise_disk_error(event.outcome)
+                emit(event)
+
+            backend.run(work.tasks, relay)
+            for name in variants_to_time(experiment, out):  # shared clocks: time one agent alone
+                emit(TimingAlone(name, experiment.seeds[0]))
+                time_one_agent(experiment, out, name)
+            return work, finish(out) if finish is not None else None
