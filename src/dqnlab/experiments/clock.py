@@ -13,7 +13,6 @@ reach those samples on one core of this machine.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import torch
@@ -24,15 +23,8 @@ from dqnlab.errors import DqnlabError
 from dqnlab.engine.training import train
 from dqnlab.experiments.runner import KEPT_STATUSES
 from dqnlab.rundir.layout import clock_file_for, run_dir_for
-from dqnlab.experiments.spec import Experiment
+from dqnlab.experiments.spec import Experiment, timing_config
 from dqnlab.rundir.layout import RESULT
-
-
-def timing_config(experiment: Experiment, variant_name: str) -> Config:
-    """The variant's first seed without evaluations or checkpoints: training and nothing else."""
-    variant = next(v for v in experiment.variants if v.name == variant_name)
-    config = experiment.config(variant, experiment.seeds[0])
-    return dataclasses.replace(config, run=dataclasses.replace(config.run, eval_every=None, checkpoint_every=None))
 
 
 def variants_to_time(experiment: Experiment, out: Path) -> list[str]:

@@ -25,6 +25,7 @@ TOML experiment file:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import tomllib
@@ -254,3 +255,10 @@ def read_experiment_file(path: str | Path) -> dict[str, Any]:
 
 def experiment_json(experiment: Experiment) -> str:
     return json.dumps(experiment.to_dict(), indent=2) + "\n"
+
+
+def timing_config(experiment: Experiment, variant_name: str) -> Config:
+    """The variant's first seed without evaluations or checkpoints: training and nothing else."""
+    variant = next(v for v in experiment.variants if v.name == variant_name)
+    config = experiment.config(variant, experiment.seeds[0])
+    return dataclasses.replace(config, run=dataclasses.replace(config.run, eval_every=None, checkpoint_every=None))

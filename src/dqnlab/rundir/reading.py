@@ -25,7 +25,6 @@ from dqnlab.config import Config, config_from_dict
 from dqnlab.rundir.disk import read_json_object
 from dqnlab.errors import DqnlabError
 from dqnlab.rundir.layout import CHECKPOINTS, CONFIG, EPISODE_COLUMNS, EPISODES, EVALUATION_COLUMNS, EVALUATIONS, RESULT, WEIGHTS
-from dqnlab.rundir.weights import read_weights
 
 FINISHED = ("complete", "diverged")  # statuses of a run that trained to its end
 # How each column is written: "int" a whole number >= 0, "float" a finite number, "float?" one or empty
@@ -240,6 +239,8 @@ def check_run(run_dir: str | Path) -> FinishedRun:
         shape = result.get("obs_dim"), result.get("n_actions")
         if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape):
             raise RunFileError(run_dir, RESULT, f"has obs_dim and n_actions {shape}; expected whole numbers >= 1")
+        from dqnlab.rundir.weights import read_weights  # torch, loaded only when a finished run is checked
+
         try:
             read_weights(Path(run_dir) / WEIGHTS, *shape, config.network.hidden)
         except DqnlabError as error:
