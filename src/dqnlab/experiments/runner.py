@@ -27,7 +27,6 @@ from dqnlab.rundir.disk import DiskError, read_json_object, write_text
 from dqnlab.rundir.ownership import check_owned, claim, refuse_link, remove_owned
 from dqnlab.experiments.trainrun import train_into
 from dqnlab.rundir.layout import CONFIG, EPISODES, EXPERIMENT, RESULT, run_dir_for
-from dqnlab.rundir.writer import write_failure
 from dqnlab.rundir.reading import RunFileError, check_run, read_run_json
 
 KEPT_STATUSES = ("complete", "diverged")  # outcomes of the algorithm, not of the machine
@@ -144,17 +143,13 @@ def fresh_run_dir(task: RunTask) -> None:
 
 
 def run_task(task: RunTask, on_progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Execute one run into its directory; never raises for the run's own failures."""
+    """Execute one run into its directory; never raises for the run's own failures (it returns them as an outcome)."""
     try:
         fresh_run_dir(task)
         _, summary = train_into(task.run_dir, task.config, on_progress=on_progress, clock=task.clock)
     except DiskError as error:  # the disk, not the run, failed: the sweep stops (see `raise_disk_error`)
         return {"status": "failed", "error": str(error), "disk": True}
-    except Exception as error:  # a crash in one run must not stop the sweep
-        try:
-            write_failure(task.run_dir, error)
-        except DiskError as disk:
-            return {"status": "failed", "error": str(disk), "disk": True}
+    except Exception as error:  # a crash in one run must not stop the sweep; the sweep marks it failed
         return {"status": "failed", "error": f"{type(error).__name__}: {error}"}
     return summary
 

@@ -18,6 +18,7 @@ from dqnlab.experiments.events import Event, Finished, OnEvent, Planned, TimingA
 from dqnlab.experiments.runner import Plan, check_experiment, plan, raise_disk_error, write_experiment
 from dqnlab.experiments.spec import Experiment
 from dqnlab.rundir.ownership import output_dir
+from dqnlab.rundir.writer import write_failure
 from dqnlab.runtime import resolve_device
 
 
@@ -52,9 +53,12 @@ def sweep(
             emit(Planned(len(experiment.variants), len(experiment.seeds), experiment.samples, len(work.kept),
                          len(work.tasks), backend.describe(work.tasks), dict(work.redone)))  # fmt: skip
 
-            def relay(event: Event) -> None:
-                if isinstance(event, Finished):
+            run_dirs = {task.key: task.run_dir for task in work.tasks}
+
+            def relay(event: Event) -> None:  # failures are marked here, once, whatever the backend
+                if isinstance(event, Finished) and event.failed:
                     raise_disk_error(event.outcome)
+                    write_failure(run_dirs[event.key], event.outcome.get("error", ""))
                 emit(event)
 
             backend.run(work.tasks, relay)

@@ -31,7 +31,6 @@ from dqnlab.experiments.events import Advanced, Event, Finished, OnEvent, Retrie
 from dqnlab.experiments.backends.population import population_key, populations, run_populations
 from dqnlab.experiments.runner import RunTask, fresh_run_dir, raise_disk_error, run_task
 from dqnlab.rundir.layout import RESULT
-from dqnlab.rundir.writer import write_failure
 
 RETRIES = 2  # resubmissions after a worker or node died
 
@@ -151,7 +150,6 @@ def run_ray(tasks: list[RunTask], on_event: OnEvent, population_size: int | None
 
 
 def _failed(task: RunTask, error: str) -> dict[str, Any]:
-    write_failure(task.run_dir, error)
     return {"status": "failed", "error": error}
 
 

@@ -4,8 +4,8 @@ Workers are long-lived spawned processes, so torch is imported once per
 worker, not once per run. The parent hands each worker one task at a time
 over its own pipe and so always knows which run a worker holds; workers
 answer on the same pipe ("progress", "done"). If a worker process dies
-(killed, out of memory, a crash in native code), the parent marks the run it
-held as failed and starts a replacement, so the sweep goes on.
+(killed, out of memory, a crash in native code), the parent reports the run it
+held as failed (the sweep marks it) and starts a replacement, so the sweep goes on.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from typing import Any
 
 from dqnlab.experiments.events import Advanced, Finished, OnEvent, Started
 from dqnlab.experiments.runner import RunTask, run_task
-from dqnlab.rundir.writer import write_failure
 
 FAULT_VARIABLE = "DQNLAB_KILL_WORKER_AT"  # a run key; its worker process exits abruptly (fault injection)
 
@@ -118,8 +117,7 @@ def _receive(slot: _Slot, on_event: OnEvent) -> str:
 
 
 def _bury(slot: _Slot, on_event: OnEvent) -> None:
-    """A worker died holding a run: mark that run failed."""
+    """A worker died holding a run: report that run failed."""
     reason = f"worker process died (exit code {slot.process.exitcode})"
-    write_failure(slot.task.run_dir, reason)
     on_event(Finished(slot.task.key, {"status": "failed", "error": reason}))
     slot.connection.close()

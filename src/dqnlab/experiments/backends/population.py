@@ -6,7 +6,7 @@ engine every backend uses, here with N > 1) in this process, using all the
 torch threads it is given (or the GPU that `run.device` names). Members write
 ordinary run directories through `RunWriter`, exactly as single runs do, so
 resume, `report` and everything downstream read them unchanged. A
-population that raises marks each of its members failed and the sweep goes
+population that raises reports each of its members failed and the sweep goes
 on; Ctrl-C leaves each member's finished episodes on disk without
 result.json, so the next run of the command redoes them.
 """
@@ -25,7 +25,7 @@ from dqnlab.experiments.events import Advanced, Ended, Finished, OnEvent, Starte
 from dqnlab.experiments.runner import RunTask, fresh_run_dir
 from dqnlab.engine.training import train_population
 from dqnlab.experiments.trainrun import finish
-from dqnlab.rundir.writer import RunWriter, write_failure
+from dqnlab.rundir.writer import RunWriter
 
 
 def populations(tasks: list[RunTask], size: int | None = None) -> list[list[RunTask]]:
@@ -85,7 +85,6 @@ def _run_one(members: list[RunTask], on_event: OnEvent, progress_every: int) -> 
     except Exception as error:  # one population's crash must not stop the sweep
         for task, writer in zip(members, writers):
             writer.close()
-            write_failure(task.run_dir, error)
             on_event(Finished(task.key, {"status": "failed", "error": f"{type(error).__name__}: {error}"}))
     else:
         clock = "shared" if len(members) > 1 or torch.get_num_threads() > 1 else "own"
