@@ -1,3 +1,5 @@
+"""`python -m dqnlab`: the same as the `dqnlab` command."""
+
 from dqnlab.cli import main
 
 main()

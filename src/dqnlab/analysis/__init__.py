@@ -1,1 +1,1 @@
-"""Analysis: reads run directories, never training objects."""
+"""Analysis: measures, statistics, figures and the comparison report, from run directories alone (never the training loop)."""

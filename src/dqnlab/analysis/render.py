@@ -1,7 +1,7 @@
 """summary.json in words and tables: summary.md and a self-contained report.html.
 
 Both are rendered from one document (`document(summary)`: headings,
-paragraphs, lists, tables, figures; `analysis.blocks`), so the two files
+paragraphs, lists, tables, figures; `reporting.blocks`), so the two files
 always say the same thing. Every number in them is formatted by `fmt` from
 a value in the summary, so a test can recompute each displayed number from
 summary.json; the conclusion's sentences come ready-made from

@@ -39,7 +39,7 @@ class Run:
 
 
 def load_run(path: Path, variant: str, seed: int) -> Run:
-    """The run in `path`, read and checked as resuming checks it (`runfiles.check_run`); never raises for its files.
+    """The run in `path`, read and checked as resuming checks it (`rundir.reading.check_run`); never raises for its files.
 
     A finished run whose files do not read back or do not agree is "unreadable", with the reason kept.
     A run that did not finish keeps its status; its episodes are read (and checked) for the plots.

@@ -7,7 +7,7 @@
 
 Re-running the same command on the same directory resumes: a run whose
 result.json says complete or diverged, whose config.json equals the resolved
-configuration and whose files pass `runfiles.check_run`, is kept; anything
+configuration and whose files pass `rundir.reading.check_run`, is kept; anything
 else (missing, partial, failed, corrupt) is redone. A run that raises, or
 whose worker dies, is marked failed and does not stop the others; a disk
 that refuses a write stops the sweep (`raise_disk_error`). The directory is
@@ -114,7 +114,7 @@ def plan(experiment: Experiment, out: Path) -> Plan:
 def run_state(run_dir: Path, expected: Config) -> str:
     """"complete", "diverged", "missing", or why the directory cannot be kept.
 
-    A kept run passes `runfiles.check_run`, the test analysis applies too: every value of its files
+    A kept run passes `rundir.reading.check_run`, the test analysis applies too: every value of its files
     read back and its files agree, so every later report can use it.
     """
     if not run_dir.exists():
