@@ -44,14 +44,13 @@ def compare_command(experiment_file, preset, samples, seeds, first_seed, variant
     """
     if population_size is not None and backend == "local":
         raise DqnlabError("--population-size applies to --backend population or ray only")
-    overrides = (*overrides, *([f"run.device={device}"] if device else []))
     if first_seed is not None:
         if seeds is None:
             raise DqnlabError("--first-seed needs --seeds N (the number of consecutive seeds)")
         if seeds < 1:
             raise DqnlabError(f"--seeds must be >= 1; got {seeds}")
         seeds = range(first_seed, first_seed + seeds)
-    experiment = experiment_from(experiment_file, preset, samples, seeds, variants, overrides, eval_every)
+    experiment = experiment_from(experiment_file, preset, samples, seeds, variants, overrides, eval_every, device)
     out = Path(out or f"results/compare-{experiment.preset}")
     display = SweepDisplay(experiment.samples, out, quiet)
     with display.live:

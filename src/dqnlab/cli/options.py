@@ -29,10 +29,6 @@ def config_options(command):
 def build_config(preset, agent, config_file, overrides, env_id, samples, seed, device, checkpoint_every=None) -> Config:
     """The configuration the options describe; a shortcut option and a --set may not give one key two values."""
     shortcuts = {"env.id": env_id, "run.samples": samples, "run.seed": seed, "run.device": device, "run.checkpoint_every": checkpoint_every}
-    extra = [f"{key}={_literal(value)}" for key, value in shortcuts.items() if value is not None]
-    check_given_once([*overrides, *extra])
-    return resolve(preset, agent, config_file, [*overrides, *extra])
-
-
-def _literal(value) -> str:
-    return f'"{value}"' if isinstance(value, str) else str(value)
+    settings = {key: value for key, value in shortcuts.items() if value is not None}
+    check_given_once(overrides, settings)
+    return resolve(preset, agent, config_file, overrides, settings)

@@ -18,8 +18,14 @@ def resolve(
     agent: str | None = None,
     config_file: str | Path | None = None,
     overrides: typing.Sequence[str] = (),
+    settings: Mapping[str, Any] | None = None,
 ) -> Config:
-    """Build a validated configuration from a preset, agent, TOML file and overrides."""
+    """Build a validated configuration from a preset, agent, TOML file, `--set` texts and typed `settings`.
+
+    `settings` maps "section.key" to a value already typed (an option such as
+    --seed 5 gives {"run.seed": 5}); it is applied last, type-checked, never
+    turned back into text. `check_given_once` refuses a key given two values.
+    """
     file_data: dict[str, Any] = {}
     if config_file is not None:
         file_data = _read_toml(Path(config_file))
@@ -30,6 +36,8 @@ def resolve(
     config = apply_sections(config, file_data, source=f"config file {config_file}")
     for text in overrides:
         config = apply_override(config, text)
+    for path, value in (settings or {}).items():
+        config = set_value(config, path, value)
     validate(config)
     return config
 
@@ -80,22 +88,24 @@ SHORTCUTS = {"env.id": "--env", "run.samples": "--samples", "run.seed": "--seed"
              "run.checkpoint_every": "--checkpoint-every", "run.eval_every": "--eval-every"}  # options that set one key
 
 
-def check_given_once(overrides: typing.Sequence[str]) -> None:
+def check_given_once(overrides: typing.Sequence[str], settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Refuse a command line that gives one key two different values (as `--set`s or their shortcut options).
 
     `resolve` applies overrides in order, so the last would silently win.
+    Returns every key given, as "section.key" -> its value as given (a TOML literal's value, or the option's).
     """
-    seen: dict[str, tuple[Any, str]] = {}
-    for text in overrides:
-        path, value = parse_override(text)
+    seen: dict[str, tuple[Any, str, Any]] = {}  # path -> (checked value, text, value as given)
+    given = [(*parse_override(text), text.partition("=")[2].strip()) for text in overrides]
+    given += [(path, value, str(value)) for path, value in (settings or {}).items()]
+    for path, value, raw in given:
         section, _, key = path.partition(".")
-        value = _check_type(value, _field_type(section, key), path)
-        raw = text.partition("=")[2].strip()
-        if path in seen and seen[path][0] != value:
+        checked = _check_type(value, _field_type(section, key), path)
+        if path in seen and seen[path][0] != checked:
             option = SHORTCUTS.get(path)
             same = f" ({option} sets the same key as --set {path})" if option else ""
             raise DqnlabError(f"{path} is given two different values, {seen[path][1]} and {raw}; give it once{same}")
-        seen[path] = (value, raw)
+        seen[path] = (checked, raw, value)
+    return {path: value for path, (_, _, value) in seen.items()}
 
 
 def _parse_literal(raw: str, expected: Any, path: str) -> Any:

@@ -5,18 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from dqnlab.config import check_given_once, parse_override
+from dqnlab.config import check_given_once
 from dqnlab.errors import DqnlabError
 from dqnlab.experiments.spec import EXPERIMENT_KEYS, Experiment, build_experiment, parse_variant_option, read_experiment_file
 
 
 def experiment_from(experiment_file: str | Path | None = None, preset: str | None = None, samples: int | None = None,
                     seeds: int | Sequence[int] | None = None, variants: Sequence[str] = (), overrides: Sequence[str] = (),
-                    eval_every: int | None = None) -> Experiment:  # fmt: skip
+                    eval_every: int | None = None, device: str | None = None) -> Experiment:  # fmt: skip
     """The experiment an experiment file and compare's options describe; options win over the file.
 
     `variants`: `--variant NAME:key=value,...` texts (they replace the file's
-    variants); `overrides`: `--set section.key=value` texts, shared by every variant.
+    variants); `overrides`: `--set section.key=value` texts, shared by every variant;
+    `eval_every` and `device`: typed values of run.eval_every and run.device.
     """
 
     data = read_experiment_file(experiment_file) if experiment_file else {}
@@ -32,10 +33,8 @@ def experiment_from(experiment_file: str | Path | None = None, preset: str | Non
             raise DqnlabError(f"{where}: [common] may not hold {key} = {value!r}; write {key} = ... at the top of the file, before any table")
         raise DqnlabError(f"{where}: [common] may hold only tables such as [common.learner]; got {key} = {value!r}")
     common = {section: dict(values) for section, values in common.items()}
-    texts = [*overrides, *([f"run.eval_every={eval_every}"] if eval_every else [])]
-    check_given_once(texts)  # --device D and --eval-every K arrive here as run.device=D and run.eval_every=K
-    for text in texts:
-        path, value = parse_override(text)
+    options = {path: value for path, value in (("run.device", device), ("run.eval_every", eval_every)) if value is not None}
+    for path, value in check_given_once(overrides, options).items():
         section, _, key = path.partition(".")
         if section == "run" and key in EXPERIMENT_KEYS:  # Experiment.config would override it for every run
             raise DqnlabError(f"--set {path} does not apply to compare (the experiment sets it for every run); use {EXPERIMENT_KEYS[key]}")
