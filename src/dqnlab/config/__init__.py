@@ -25,6 +25,7 @@ from dqnlab.config.resolving import (
     check_given_once,
     config_from_dict,
     parse_override,
+    read_toml,
     resolve,
     set_value,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "config_to_json",
     "parse_override",
     "preset",
+    "read_toml",
     "resolve",
     "set_value",
     "validate",

@@ -28,7 +28,7 @@ def resolve(
     """
     file_data: dict[str, Any] = {}
     if config_file is not None:
-        file_data = _read_toml(Path(config_file))
+        file_data = read_toml(config_file)
     file_preset, file_agent = file_data.pop("preset", None), file_data.pop("agent", None)
     preset_name = str(preset_name or file_preset or "tutorial")
     agent = str(agent or file_agent or "replay")
@@ -42,18 +42,20 @@ def resolve(
     return config
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """A TOML file's tables; one line naming `what` and the file when it is missing, not UTF-8 or not TOML."""
+    path = Path(path)
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
     except FileNotFoundError:
-        raise DqnlabError(f"config file {path} does not exist") from None
+        raise DqnlabError(f"{what} {path} does not exist") from None
     except UnicodeDecodeError:
-        raise DqnlabError(f"config file {path} is not UTF-8 text (a binary file?)") from None
+        raise DqnlabError(f"{what} {path} is not UTF-8 text (a binary file?)") from None
     except tomllib.TOMLDecodeError as error:
-        raise DqnlabError(f"config file {path} is not valid TOML: {error}") from None
+        raise DqnlabError(f"{what} {path} is not valid TOML: {error}") from None
     except IsADirectoryError:
-        raise DqnlabError(f"config file {path} is a directory") from None
+        raise DqnlabError(f"{what} {path} is a directory") from None
 
 
 def apply_sections(config: Config, data: Mapping[str, Any], source: str) -> Config:

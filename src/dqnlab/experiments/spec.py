@@ -28,12 +28,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from dqnlab.config import AGENTS, SECTIONS, Config, apply_sections, parse_override, preset, validate, with_agent
+from dqnlab.config import AGENTS, SECTIONS, Config, apply_sections, parse_override, preset, read_toml, validate, with_agent
 from dqnlab.errors import DqnlabError
 
 Settings = dict[str, dict[str, Any]]  # section -> key -> value, as in a TOML file
@@ -237,15 +236,7 @@ def _split_items(text: str) -> list[str]:
 
 
 def read_experiment_file(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise DqnlabError(f"experiment file {path} does not exist") from None
-    except UnicodeDecodeError:
-        raise DqnlabError(f"experiment file {path} is not UTF-8 text (a binary file?)") from None
-    except tomllib.TOMLDecodeError as error:
-        raise DqnlabError(f"experiment file {path} is not valid TOML: {error}") from None
+    data = read_toml(path, "experiment file")
     allowed = {"preset", "samples", "seeds", "common", "variants"}
     unknown = sorted(set(data) - allowed)
     if unknown:
