@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
-
 from dqnlab.analysis.report import build_report
 from dqnlab.config import Config
 from dqnlab.engine.envs import make_env
@@ -53,11 +51,17 @@ def check_train(config: Config, out: str | Path, save_replay: bool = False, tens
 
 
 def train(config: Config, out: str | Path, overwrite: bool = False, tensorboard: bool = False, save_replay: bool = False,
-          on_episode: Callable[[EpisodeRecord], None] | None = None, on_progress: Callable[[int], None] | None = None) -> Trained:  # fmt: skip
-    """Train one agent into the run directory `out` (locked while it trains). Ctrl-C leaves it without result.json."""
+          on_episode: Callable[[EpisodeRecord], None] | None = None, on_progress: Callable[[int], None] | None = None,
+          on_start: Callable[[], None] | None = None) -> Trained:  # fmt: skip
+    """Train one agent into the run directory `out` (locked while it trains). Ctrl-C leaves it without result.json.
+
+    `on_start()` is called once the directory is held, just before training begins.
+    """
     out = Path(out)
     check_train(config, out, save_replay, tensorboard)
     with output_dir(out, "run", "dqnlab train", overwrite=overwrite):
+        if on_start is not None:
+            on_start()
         result, summary = train_into(out, config, on_episode, on_progress, tensorboard, save_replay)
     return Trained(out, result, summary)
 
@@ -107,4 +111,4 @@ def handset(out: str | Path, overwrite: bool = False) -> Path:
     return write_handset_run(Path(out), overwrite)
 
 
-__all__ = ["Trained", "check_train", "train", "play", "compare", "report", "probe", "handset", "torch"]
+__all__ = ["Trained", "check_train", "train", "play", "compare", "report", "probe", "handset"]

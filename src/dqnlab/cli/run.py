@@ -39,15 +39,18 @@ def train_command(preset, agent, config_file, overrides, env_id, samples, seed, 
     if threads is not None:
         torch.set_num_threads(threads)
     echo = (lambda *a, **k: None) if quiet else click.echo
-    note = time_limit_note(config.env, spec)
-    if note:
-        echo(note, err=True)
-    echo(f"training {config.agent} agent ({config.preset} preset) on {config.env.id}, seed {config.run.seed}, "
-         f"{config.run.samples:,} samples -> {run_dir}")  # fmt: skip
+
+    def started() -> None:  # the run directory is ours now
+        note = time_limit_note(config.env, spec)
+        if note:
+            echo(note, err=True)
+        display.live.line(f"training {config.agent} agent ({config.preset} preset) on {config.env.id}, "
+                          f"seed {config.run.seed}, {config.run.samples:,} samples -> {run_dir}")  # fmt: skip
+
     display = TrainDisplay(config.run.samples, quiet)
     with display.live:
         try:
-            trained = api.train(config, run_dir, overwrite, tensorboard, save_replay, display.episode, display.advance)
+            trained = api.train(config, run_dir, overwrite, tensorboard, save_replay, display.episode, display.advance, started)
         except KeyboardInterrupt:
             display.live.stop()
             click.echo(f"interrupted: {run_dir} is incomplete (no result.json)", err=True)
