@@ -25,7 +25,8 @@ from dqnlab.experiments.sweep import sweep
 from dqnlab.experiments.trainrun import train_into
 from dqnlab.handset import write_handset_run
 from dqnlab.networks import load_run_network
-from dqnlab.play import PlayEpisode, play as play_network
+from dqnlab.play import PlayEpisode
+from dqnlab.play import play as play_network
 from dqnlab.rundir.ownership import output_dir
 from dqnlab.rundir.reading import run_status
 from dqnlab.rundir.writer import require_tensorboard

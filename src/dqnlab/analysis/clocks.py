@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dqnlab.rundir.disk import read_json_object
 from dqnlab.errors import DqnlabError
+from dqnlab.rundir.disk import read_json_object
 
 OWN = "own clock: each run timed itself, alone on one core"
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from dqnlab.analysis.comparisons import find
-from dqnlab.reporting.formatting import fmt, interval
 from dqnlab.analysis.measures import COMPARED, RATES, describe_rate
+from dqnlab.reporting.formatting import fmt, interval
 
 AXES = {"per episode": ("episode_score",), "per sample": ("final_failure_rate", "failure_rate"),
         "per agent-second": ("time_failure_rate",), "in forgetting": ("collapse_rate", "relative_drawdown")}  # fmt: skip

@@ -21,12 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from dqnlab.analysis.runs import Run
-from dqnlab.rundir.disk import make_dir
 from dqnlab.errors import DqnlabError
+from dqnlab.networks import load_run_network
 from dqnlab.probe.probeset import ProbeSet, build_probe_set
 from dqnlab.probe.report import PROBE, PROBE_SET
 from dqnlab.probe.stability import Stability, stability
-from dqnlab.networks import load_run_network
+from dqnlab.rundir.disk import make_dir
 from dqnlab.rundir.reading import checkpoints
 
 KEYS = ("repurposed_share", "null_repurposed_share", "excess_repurposed_share", "relative_weight_change",

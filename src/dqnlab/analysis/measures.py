@@ -15,8 +15,8 @@ import numpy as np
 
 from dqnlab.analysis import metrics
 from dqnlab.analysis.clocks import Clock, Timing, own_clock
-from dqnlab.reporting.formatting import fmt
 from dqnlab.analysis.runs import Run
+from dqnlab.reporting.formatting import fmt
 
 # key: (what it measures, the axis it speaks for, higher is better; None: no better)
 MEASURES = {

@@ -32,9 +32,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator, ScalarFormatter
 
+from dqnlab.analysis.measures import HEADLINE
 from dqnlab.analysis.metrics import CURVE_WINDOW, FORGETTING_LOW
 from dqnlab.analysis.runs import Run
-from dqnlab.analysis.measures import HEADLINE
 from dqnlab.reporting.figures import PALETTE, new_figure, save_figures
 from dqnlab.rundir.disk import make_dir
 

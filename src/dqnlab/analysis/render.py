@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping, Sequence
 
+from dqnlab.analysis.measures import FORGETTING, HEADLINE, RATES, describe_rate
 from dqnlab.reporting.blocks import Block, Bullets, Figure, Heading, Paragraph, Table, blocks_html, blocks_markdown
 from dqnlab.reporting.formatting import MISSING, fmt, interval
-from dqnlab.analysis.measures import FORGETTING, HEADLINE, RATES, describe_rate
 
 NOT_REACHED = "not reached by the median run"
 FIGURES = {  # file in plots/ -> caption

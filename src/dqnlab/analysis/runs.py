@@ -10,11 +10,10 @@ import numpy as np
 
 from dqnlab.analysis.clocks import Timing
 from dqnlab.config import config_to_dict
-from dqnlab.rundir.disk import read_json_object
 from dqnlab.errors import DqnlabError
-from dqnlab.rundir.layout import EXPERIMENT, clock_file_for, run_dir_for
 from dqnlab.experiments.spec import Experiment, timing_config
-from dqnlab.rundir.layout import EPISODES
+from dqnlab.rundir.disk import read_json_object
+from dqnlab.rundir.layout import EPISODES, EXPERIMENT, clock_file_for, run_dir_for
 from dqnlab.rundir.reading import FINISHED, RunFileError, check_run, read_episodes, read_evaluations, read_result
 
 UNREADABLE = "unreadable"  # a run whose files do not read back (`Run.reason` says why)

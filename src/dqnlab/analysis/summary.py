@@ -24,7 +24,14 @@ from dqnlab.analysis.clocks import OWN, Clock, Timing
 from dqnlab.analysis.comparisons import comparisons
 from dqnlab.analysis.conclusion import conclusion
 from dqnlab.analysis.measures import (
-    DETECTORS, MEASURES, RATES, common_limits, has_terminations, run_clock, run_measures, samples_per_failure,
+    DETECTORS,
+    MEASURES,
+    RATES,
+    common_limits,
+    has_terminations,
+    run_clock,
+    run_measures,
+    samples_per_failure,
     shares_clock,
 )
 from dqnlab.analysis.runs import UNREADABLE, Run

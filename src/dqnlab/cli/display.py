@@ -13,7 +13,17 @@ from typing import Any
 import click
 
 from dqnlab.engine.records import EpisodeRecord, TrainResult
-from dqnlab.experiments.events import Advanced, Ended, Event, Finished, Planned, Retried, Started, TimingAlone, outcome_line
+from dqnlab.experiments.events import (
+    Advanced,
+    Ended,
+    Event,
+    Finished,
+    Planned,
+    Retried,
+    Started,
+    TimingAlone,
+    outcome_line,
+)
 
 
 class LiveDisplay:

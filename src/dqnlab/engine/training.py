@@ -45,12 +45,12 @@ import torch
 from dqnlab import runtime, seeding
 from dqnlab.config import Config
 from dqnlab.engine.envs import EnvSpec, MemberEnvs, make_member_envs
+from dqnlab.engine.evaluation import greedy_episodes
 from dqnlab.engine.learner import Learner
 from dqnlab.engine.network import QNetwork, StackedQNetwork, build_network
 from dqnlab.engine.records import REACH_SCORES, Divergence, EpisodeRecord, EvaluationRecord, Reached, TrainResult
 from dqnlab.engine.replay import Replay
 from dqnlab.errors import DqnlabError
-from dqnlab.engine.evaluation import greedy_episodes
 
 
 def initial_network(config: Config, spec: EnvSpec) -> QNetwork:

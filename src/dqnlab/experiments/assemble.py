@@ -7,7 +7,13 @@ from typing import Sequence
 
 from dqnlab.config import check_given_once
 from dqnlab.errors import DqnlabError
-from dqnlab.experiments.spec import EXPERIMENT_KEYS, Experiment, build_experiment, parse_variant_option, read_experiment_file
+from dqnlab.experiments.spec import (
+    EXPERIMENT_KEYS,
+    Experiment,
+    build_experiment,
+    parse_variant_option,
+    read_experiment_file,
+)
 
 
 def experiment_from(experiment_file: str | Path | None = None, preset: str | None = None, samples: int | None = None,

@@ -18,13 +18,12 @@ from pathlib import Path
 import torch
 
 from dqnlab.config import Config, config_to_dict
-from dqnlab.rundir.disk import make_dir, read_json_object, write_json
-from dqnlab.errors import DqnlabError
 from dqnlab.engine.training import train
+from dqnlab.errors import DqnlabError
 from dqnlab.experiments.runner import KEPT_STATUSES
-from dqnlab.rundir.layout import clock_file_for, run_dir_for
 from dqnlab.experiments.spec import Experiment, timing_config
-from dqnlab.rundir.layout import RESULT
+from dqnlab.rundir.disk import make_dir, read_json_object, write_json
+from dqnlab.rundir.layout import RESULT, clock_file_for, run_dir_for
 
 
 def variants_to_time(experiment: Experiment, out: Path) -> list[str]:

@@ -23,10 +23,10 @@ from typing import Any, Callable
 from dqnlab.config import Config, config_to_dict
 from dqnlab.errors import DqnlabError
 from dqnlab.experiments.spec import Experiment, experiment_json
-from dqnlab.rundir.disk import DiskError, read_json_object, write_text
-from dqnlab.rundir.ownership import check_owned, claim, refuse_link, remove_owned
 from dqnlab.experiments.trainrun import train_into
+from dqnlab.rundir.disk import DiskError, read_json_object, write_text
 from dqnlab.rundir.layout import CONFIG, EPISODES, EXPERIMENT, RESULT, run_dir_for
+from dqnlab.rundir.ownership import check_owned, claim, refuse_link, remove_owned
 from dqnlab.rundir.reading import RunFileError, check_run, read_run_json
 
 KEPT_STATUSES = ("complete", "diverged")  # outcomes of the algorithm, not of the machine
@@ -100,7 +100,7 @@ def plan(experiment: Experiment, out: Path) -> Plan:
         task = RunTask(variant.name, seed, experiment.config(variant, seed), run_dir_for(out, variant.name, seed), root=out)
         refuse_link(task.run_dir, below=out)
         if task.run_dir.is_dir() and any(task.run_dir.iterdir()):
-            check_owned(task.run_dir, "run", what="--out")
+            check_owned(task.run_dir, "run")
         state = run_state(task.run_dir, task.config)
         if state in KEPT_STATUSES:
             result.kept.append(task.key)

@@ -32,7 +32,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from dqnlab.config import AGENTS, SECTIONS, Config, apply_sections, parse_override, preset, read_toml, validate, with_agent
+from dqnlab.config import (
+    AGENTS,
+    SECTIONS,
+    Config,
+    apply_sections,
+    parse_override,
+    preset,
+    read_toml,
+    validate,
+    with_agent,
+)
 from dqnlab.errors import DqnlabError
 
 Settings = dict[str, dict[str, Any]]  # section -> key -> value, as in a TOML file

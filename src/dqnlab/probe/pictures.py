@@ -17,12 +17,12 @@ import warnings
 import numpy as np
 from matplotlib.figure import Figure
 
-from dqnlab.reporting.figures import PALETTE, new_figure
 from dqnlab.config import EnvConfig
 from dqnlab.engine.envs import make_env
 from dqnlab.probe.probeset import CARTPOLE_IDS, GRID, ProbeSet
 from dqnlab.probe.stability import LIVE, Stability
 from dqnlab.probe.units import UnitStats
+from dqnlab.reporting.figures import PALETTE, new_figure
 
 FRAMES_PER_UNIT = 6
 

@@ -24,12 +24,12 @@ import torch
 
 from dqnlab import seeding
 from dqnlab.config import EnvConfig
-from dqnlab.rundir.disk import write_with
 from dqnlab.engine.envs import make_env
-from dqnlab.errors import DqnlabError
-from dqnlab.rundir.npzfile import check_array, read_npz
 from dqnlab.engine.learner import greedy_action
 from dqnlab.engine.network import QNetwork
+from dqnlab.errors import DqnlabError
+from dqnlab.rundir.disk import write_with
+from dqnlab.rundir.npzfile import check_array, read_npz
 
 SOURCES = ("greedy", "epsilon", "grid")
 PLAYED = 4_000  # states per played part

@@ -16,19 +16,18 @@ from typing import Any
 
 import numpy as np
 
-from dqnlab.reporting.formatting import fmt
-from dqnlab.reporting.figures import save_figures
-from dqnlab.reporting.blocks import Bullets, Figure, Heading, Paragraph, Table, blocks_html, blocks_markdown
-from dqnlab.rundir.disk import json_ready
 from dqnlab.errors import DqnlabError
+from dqnlab.networks import load_run_network
 from dqnlab.probe import pictures
 from dqnlab.probe.probeset import SOURCES, ProbeSet, activations, build_probe_set
 from dqnlab.probe.stability import NEAR_SILENT, NULL_SEED, THRESHOLD, Stability, stability
 from dqnlab.probe.units import CARTPOLE_VARIABLES, describe, most_selective, strongest, unit_stats
-from dqnlab.rundir.disk import json_text, write_text
-from dqnlab.rundir.ownership import output_dir
+from dqnlab.reporting.blocks import Bullets, Figure, Heading, Paragraph, Table, blocks_html, blocks_markdown
+from dqnlab.reporting.figures import save_figures
+from dqnlab.reporting.formatting import fmt
+from dqnlab.rundir.disk import json_ready, json_text, write_text
 from dqnlab.rundir.layout import RESULT
-from dqnlab.networks import load_run_network
+from dqnlab.rundir.ownership import output_dir
 from dqnlab.rundir.reading import read_result
 
 PROBE, PROBE_SET, PROBE_JSON, PROBE_MD, PROBE_HTML = "probe", "probe_set.npz", "probe.json", "probe.md", "probe.html"

@@ -37,10 +37,10 @@ import numpy as np
 import torch
 
 from dqnlab.engine.network import QNetwork
+from dqnlab.networks import load_network
 from dqnlab.probe.probeset import ProbeSet, activations
 from dqnlab.rundir.layout import WEIGHTS
 from dqnlab.rundir.reading import checkpoints
-from dqnlab.networks import load_network
 
 THRESHOLD = 0.5
 NEAR_SILENT = 0.01  # a unit firing on < 1% of probe states (~100 of 10,000) is not counted: too few states for a correlation

@@ -23,8 +23,8 @@ import socket
 import time
 from pathlib import Path
 
-from dqnlab.rundir.disk import disk_error, is_disk_error
 from dqnlab.errors import DqnlabError
+from dqnlab.rundir.disk import disk_error, is_disk_error
 
 LOCK = ".dqnlab.lock"
 

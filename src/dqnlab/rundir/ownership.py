@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Iterator
 
 from dqnlab import __version__
-from dqnlab.rundir.disk import TMP, disk_error, is_disk_error, json_text, make_dir, parse_json, write_text
 from dqnlab.errors import DqnlabError
+from dqnlab.rundir.disk import TMP, disk_error, is_disk_error, json_text, make_dir, parse_json, write_text
 from dqnlab.rundir.locking import LOCK, DirectoryLock
 
 MARKER = ".dqnlab"
@@ -183,7 +183,7 @@ def _foreign(folder: Path, layout: dict | str, top: bool = False) -> str | None:
 _NOT_OURS = object()
 
 
-def check_owned(path: Path, kind: str, what: str = "--out") -> None:
+def check_owned(path: Path, kind: str) -> None:
     """Refuse unless `path` is a dqnlab `kind` directory that holds only what dqnlab writes there."""
     refuse_link(path)
     if marker_kind(path) != kind:
@@ -191,7 +191,7 @@ def check_owned(path: Path, kind: str, what: str = "--out") -> None:
     found = foreign_entry(path, kind)
     if found:
         raise DqnlabError(f"{path} holds {found}, which dqnlab did not write; dqnlab will not delete it: "
-                          f"move it out, or choose another {what}")  # fmt: skip
+                          "move it out, or choose another --out")  # fmt: skip
 
 
 def remove_owned(path: Path, kind: str, root: Path) -> None:
@@ -205,7 +205,7 @@ def remove_owned(path: Path, kind: str, root: Path) -> None:
     if not path.is_dir():
         raise DqnlabError(f"{path} is not a directory; dqnlab will not delete it")
     if any(True for _ in path.iterdir()):  # an empty folder is nobody's work
-        check_owned(path, kind, what="--out")
+        check_owned(path, kind)
     _rmtree(path)
 
 

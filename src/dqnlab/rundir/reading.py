@@ -22,9 +22,18 @@ from typing import Any
 import numpy as np
 
 from dqnlab.config import Config, config_from_dict
-from dqnlab.rundir.disk import read_json_object
 from dqnlab.errors import DqnlabError
-from dqnlab.rundir.layout import CHECKPOINTS, CONFIG, EPISODE_COLUMNS, EPISODES, EVALUATION_COLUMNS, EVALUATIONS, RESULT, WEIGHTS
+from dqnlab.rundir.disk import read_json_object
+from dqnlab.rundir.layout import (
+    CHECKPOINTS,
+    CONFIG,
+    EPISODE_COLUMNS,
+    EPISODES,
+    EVALUATION_COLUMNS,
+    EVALUATIONS,
+    RESULT,
+    WEIGHTS,
+)
 
 FINISHED = ("complete", "diverged")  # statuses of a run that trained to its end
 # How each column is written: "int" a whole number >= 0, "float" a finite number, "float?" one or empty

@@ -19,10 +19,20 @@ import torch
 from dqnlab.config import Config, config_to_json
 from dqnlab.errors import DqnlabError
 from dqnlab.rundir.disk import make_dir, write_json, write_text, write_with
-from dqnlab.rundir.layout import (
-    CHECKPOINT_FILE, CHECKPOINTS, CONFIG, EPISODE_COLUMNS, EPISODES, EVALUATION_COLUMNS, EVALUATIONS, REPLAY, RESULT,
-    REPLAY_FIELDS, TENSORBOARD, WEIGHTS,
-)  # fmt: skip
+from dqnlab.rundir.layout import (  # fmt: skip
+    CHECKPOINT_FILE,
+    CHECKPOINTS,
+    CONFIG,
+    EPISODE_COLUMNS,
+    EPISODES,
+    EVALUATION_COLUMNS,
+    EVALUATIONS,
+    REPLAY,
+    REPLAY_FIELDS,
+    RESULT,
+    TENSORBOARD,
+    WEIGHTS,
+)
 from dqnlab.rundir.ownership import claim
 
 Record = Any  # a dataclass whose fields are EPISODE_COLUMNS or EVALUATION_COLUMNS (engine.records)

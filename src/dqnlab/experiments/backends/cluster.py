@@ -24,12 +24,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from dqnlab.rundir.disk import json_text, make_dir, parse_json, write_bytes
 from dqnlab.errors import DqnlabError
 from dqnlab.experiments.backends.local import FAULT_VARIABLE
-from dqnlab.experiments.events import Advanced, Event, Finished, OnEvent, Retried
 from dqnlab.experiments.backends.population import population_key, populations, run_populations
+from dqnlab.experiments.events import Advanced, Event, Finished, OnEvent, Retried
 from dqnlab.experiments.runner import RunTask, fresh_run_dir, raise_disk_error, run_task
+from dqnlab.rundir.disk import json_text, make_dir, parse_json, write_bytes
 from dqnlab.rundir.layout import RESULT
 
 RETRIES = 2  # resubmissions after a worker or node died

@@ -16,15 +16,14 @@ from __future__ import annotations
 import contextlib
 from itertools import groupby
 
-
 import torch
 
-from dqnlab.rundir.disk import DiskError
+from dqnlab.engine.training import train_population
 from dqnlab.errors import DqnlabError
 from dqnlab.experiments.events import Advanced, Ended, Finished, OnEvent, Started
 from dqnlab.experiments.runner import RunTask, fresh_run_dir
-from dqnlab.engine.training import train_population
 from dqnlab.experiments.trainrun import finish
+from dqnlab.rundir.disk import DiskError
 from dqnlab.rundir.writer import RunWriter
 
 
