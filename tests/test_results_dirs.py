@@ -206,6 +206,17 @@ def test_train_and_handset_refuse_a_run_directory_in_use(tmp_path):
     assert tree(out) == before
 
 
+def test_a_run_inside_a_results_directory_in_use_is_refused(results, tmp_path):
+    out = copy_of(results, tmp_path)
+    seed_dir = out / "runs" / "naive" / "seed-000"
+    before = tree(out)
+    with DirectoryLock(out, "dqnlab compare"):
+        refused(invoke("train", *TINY, "-q", "--out", seed_dir, "--overwrite"), "lies inside", "in use by dqnlab compare")
+        refused(invoke("probe", seed_dir), "lies inside", "in use by dqnlab compare")
+    assert tree(out) == before
+    assert invoke("probe", seed_dir).exit_code == 0  # once nobody holds it
+
+
 def test_a_lock_is_exclusive_and_released(tmp_path):
     with DirectoryLock(tmp_path, "dqnlab first") as held:
         assert held.taken_over is None

@@ -87,6 +87,26 @@ class DirectoryLock:
         self.release()
 
 
+def held_by(directory: Path) -> str | None:
+    """Who holds `directory`'s lock right now ("another dqnlab process" if it does not say); None if nobody does.
+
+    Looks without taking the lock for longer than the look, and creates no lock file.
+    """
+    try:
+        fd = os.open(Path(directory) / LOCK, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None  # no lock file (or none we may open): nobody holds it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _holder(fd) or "another dqnlab process"
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
 def _holder(fd: int) -> str | None:
     """'dqnlab compare (pid 123 on host, since ...)' from a lock file's content, or None."""
     try:

@@ -28,7 +28,7 @@ from typing import Iterator
 from dqnlab import __version__
 from dqnlab.errors import DqnlabError
 from dqnlab.rundir.disk import TMP, disk_error, is_disk_error, json_text, make_dir, parse_json, write_text
-from dqnlab.rundir.locking import LOCK, DirectoryLock
+from dqnlab.rundir.locking import LOCK, DirectoryLock, held_by
 
 MARKER = ".dqnlab"
 KINDS = ("run", "results", "probe")
@@ -59,6 +59,7 @@ def output_dir(path: str | Path, kind: str, command: str, overwrite: bool = Fals
     directory that does not exist yet (commands that only rebuild).
     """
     path = Path(path)
+    _refuse_inside_busy_results(path)
     if not create and marker_kind(path) != kind:
         why = "does not exist" if not path.exists() else f"has no {MARKER} marker for one"
         raise DqnlabError(f"{path} is not a dqnlab {kind} directory (it {why}); give the --out of the command that wrote it")
@@ -76,6 +77,16 @@ def output_dir(path: str | Path, kind: str, command: str, overwrite: bool = Fals
                 remove_leftover_tmp(path, kind)
         claim(path, kind)
         yield lock
+
+
+def _refuse_inside_busy_results(path: Path) -> None:
+    """Refuse a directory inside a results directory that a command holds (runs/VARIANT/seed-K/probe lies 4 levels down)."""
+    for ancestor in list(path.absolute().parents)[:4]:
+        if marker_kind(ancestor) == "results":
+            holder = held_by(ancestor)
+            if holder is not None:
+                raise DqnlabError(f"{path} lies inside {ancestor}, which is in use by {holder}; "
+                                  "wait for it to finish, or choose another --out")  # fmt: skip
 
 
 def _first_link(path: Path) -> Path | None:
