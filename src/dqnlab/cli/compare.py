@@ -42,8 +42,6 @@ def compare_command(experiment_file, preset, samples, seeds, first_seed, variant
     Seed k gives every variant the same initial weights and environment starts.
     Writes runs/, summary.json, summary.md, plots/ and a self-contained report.html.
     """
-    if population_size is not None and backend == "local":
-        raise DqnlabError("--population-size applies to --backend population or ray only")
     if first_seed is not None:
         if seeds is None:
             raise DqnlabError("--first-seed needs --seeds N (the number of consecutive seeds)")

@@ -149,12 +149,16 @@ def check_experiment_cost(experiment: Any, backend: str, workers: int, populatio
 
 
 def _kept(experiment: Any, variant: Any, seed: int, out: Path) -> bool:
-    """Whether a finished run of this experiment is already at `out` (and will be kept, as `runner.plan` keeps it)."""
-    from dqnlab.experiments.runner import KEPT_STATUSES, run_state
+    """Whether `out` holds a finished run of this variant and seed (result.json alone: resume may still redo it,
+    so the runs counted as still to do are at most those that will run and every figure stays a lower bound)."""
+    from dqnlab.experiments.runner import KEPT_STATUSES
     from dqnlab.rundir.layout import run_dir_for
+    from dqnlab.rundir.reading import RunFileError, run_status
 
-    path = run_dir_for(out, variant.name, seed)
-    return path.exists() and run_state(path, experiment.config(variant, seed)) in KEPT_STATUSES
+    try:
+        return run_status(run_dir_for(out, variant.name, seed)) in KEPT_STATUSES
+    except RunFileError:
+        return False
 
 
 # ---------------------------------------------------------------- memory

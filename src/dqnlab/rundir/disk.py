@@ -20,7 +20,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, Iterator
 
 import numpy as np
 
@@ -49,6 +49,17 @@ def disk_error(error: OSError, path: str | Path | None = None) -> DiskError:
     """A one-line DiskError for an OSError whose errno is in DISK_ERRNOS."""
     where = path if path is not None else (error.filename or "a file")
     return DiskError(f"cannot write {where}: {_CAUSES.get(error.errno, error.strerror)}")
+
+
+@contextlib.contextmanager
+def disk_errors(path: str | Path) -> Iterator[None]:
+    """Inside the block, a disk's refusal (DISK_ERRNOS) comes out as a DiskError naming `path`."""
+    try:
+        yield
+    except OSError as error:
+        if is_disk_error(error):
+            raise disk_error(error, path) from None
+        raise
 
 
 def write_with(path: str | Path, write: Callable[[BinaryIO], None]) -> None:

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from dqnlab.errors import DqnlabError
-from dqnlab.rundir.disk import disk_error, is_disk_error
+from dqnlab.rundir.disk import disk_errors
 
 LOCK = ".dqnlab.lock"
 
@@ -39,12 +39,8 @@ class DirectoryLock:
         self._fd: int | None = None
 
     def acquire(self) -> "DirectoryLock":
-        try:
+        with disk_errors(self.path):
             return self._acquire()
-        except OSError as error:
-            if is_disk_error(error):
-                raise disk_error(error, self.path) from None
-            raise
 
     def _acquire(self) -> "DirectoryLock":
         while True:

@@ -20,14 +20,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import stat
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Iterator
 
 from dqnlab import __version__
 from dqnlab.errors import DqnlabError
-from dqnlab.rundir.disk import TMP, disk_error, is_disk_error, json_text, make_dir, parse_json, write_text
+from dqnlab.rundir.disk import TMP, disk_errors, json_text, make_dir, parse_json, write_text
 from dqnlab.rundir.locking import LOCK, DirectoryLock, held_by
 
 MARKER = ".dqnlab"
@@ -254,21 +253,10 @@ def _remove_tmp(folder: Path, layout: dict) -> None:
 
 def _rmtree(path: Path) -> None:
     assert shutil.rmtree.avoids_symlink_attacks, "this platform's rmtree could follow links"
-    try:
+    with disk_errors(path):
         shutil.rmtree(path)
-    except OSError as error:
-        if is_disk_error(error):
-            raise disk_error(error, path) from None
-        raise
 
 
 def _unlink(path: Path) -> None:
-    try:
-        mode = path.lstat().st_mode
-        if stat.S_ISDIR(mode):
-            raise DqnlabError(f"{path} is a directory")
+    with disk_errors(path):
         path.unlink()
-    except OSError as error:
-        if is_disk_error(error):
-            raise disk_error(error, path) from None
-        raise

@@ -19,7 +19,7 @@ import torch
 from dqnlab.config import Config, config_to_json
 from dqnlab.errors import DqnlabError
 from dqnlab.rundir.disk import make_dir, write_json, write_text, write_with
-from dqnlab.rundir.layout import (  # fmt: skip
+from dqnlab.rundir.layout import (
     CHECKPOINT_FILE,
     CHECKPOINTS,
     CONFIG,

@@ -138,19 +138,15 @@ def run_ray(tasks: list[RunTask], on_event: OnEvent, population_size: int | None
                     on_event(Retried(population_key(unit), f"attempt {attempt} lost ({reason}); resubmitted"))
                     submit(unit, attempt + 1)
                     continue
-                landed = [_failed(task, f"lost its worker {attempt} times; last: {reason}") for task in unit]
+                landed = [{"status": "failed", "error": f"lost its worker {attempt} times; last: {reason}"} for _ in unit]
             except ray.exceptions.RayError as error:
-                landed = [_failed(task, f"{type(error).__name__}: {str(error).splitlines()[0]}") for task in unit]
+                landed = [{"status": "failed", "error": f"{type(error).__name__}: {str(error).splitlines()[0]}"} for _ in unit]
             for task, outcome in zip(unit, landed):
                 on_event(Finished(task.key, outcome))
     except KeyboardInterrupt:
         for ref in pending:
             ray.cancel(ref, force=True)
         raise
-
-
-def _failed(task: RunTask, error: str) -> dict[str, Any]:
-    return {"status": "failed", "error": error}
 
 
 def _land(task: RunTask, outcome: dict[str, Any], files: dict[str, bytes], attempt: int) -> dict[str, Any]:
