@@ -11,15 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from dqnlab.errors import DqnlabError
-from dqnlab.experiments.backends import Backend, Ray
+from dqnlab.experiments.backends import Backend
 from dqnlab.experiments.clock import time_one_agent, variants_to_time
 from dqnlab.experiments.events import Event, Finished, OnEvent, Planned, TimingAlone
 from dqnlab.experiments.runner import Plan, check_experiment, plan, raise_disk_error, write_experiment
 from dqnlab.experiments.spec import Experiment
 from dqnlab.rundir.ownership import output_dir
 from dqnlab.rundir.writer import write_failure
-from dqnlab.runtime import resolve_device
 
 
 def sweep(
@@ -40,12 +38,7 @@ def sweep(
     """
     emit = on_event or (lambda event: None)
     devices = {experiment.config(variant, experiment.seeds[0]).run.device for variant in experiment.variants}
-    if not isinstance(backend, Ray):
-        for device in devices:
-            resolve_device(device)  # no GPU where one is asked for: one line now, not a failure per run
-    with backend.session() as ray:  # Ray joined (or refused) before anything is written
-        if ray is not None and any(d.startswith("cuda") for d in devices) and not ray.cluster_resources().get("GPU"):
-            raise DqnlabError("run.device is cuda but the Ray cluster has no GPU")
+    with backend.session(devices):  # the devices checked, Ray joined (or refused), before anything is written
         with output_dir(out, "results", "dqnlab compare", overwrite=overwrite, keep=True):
             check_experiment(out, experiment)  # nothing has been written yet
             work = plan(experiment, out)

@@ -13,18 +13,19 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from typing import Any, ContextManager, Protocol
+from typing import Any, ContextManager, Iterator, Protocol
 
 from dqnlab.errors import DqnlabError
 from dqnlab.experiments.events import OnEvent
 from dqnlab.experiments.runner import RunTask
+from dqnlab.runtime import resolve_device
 
 NAMES = ("local", "population", "ray")
 
 
 class Backend(Protocol):
-    def session(self) -> ContextManager[Any]:
-        """Held around planning and running: joins a cluster (or refuses) before anything is written."""
+    def session(self, devices: set[str]) -> ContextManager[Any]:
+        """Held around planning and running: refuses `devices` it cannot run on (and joins a cluster) before anything is written."""
 
     def describe(self, tasks: list[RunTask]) -> str:
         """How the tasks will run, in words: "on 2 worker(s)"."""
@@ -37,8 +38,8 @@ class Backend(Protocol):
 class Local:
     workers: int
 
-    def session(self) -> ContextManager[Any]:
-        return contextlib.nullcontext()
+    def session(self, devices: set[str]) -> ContextManager[Any]:
+        return _on_this_machine(devices)
 
     def describe(self, tasks: list[RunTask]) -> str:
         return f"on {min(self.workers, max(len(tasks), 1))} worker(s)"
@@ -56,8 +57,8 @@ class Population:
     size: int | None  # most seeds per population; None: all seeds of a variant
     threads: int
 
-    def session(self) -> ContextManager[Any]:
-        return contextlib.nullcontext()
+    def session(self, devices: set[str]) -> ContextManager[Any]:
+        return _on_this_machine(devices)
 
     def describe(self, tasks: list[RunTask]) -> str:
         from dqnlab.experiments.backends.population import populations
@@ -77,10 +78,10 @@ class Ray:
     address: str | None  # the cluster to join; None: a local Ray instance of `cpus` CPUs
     cpus: int
 
-    def session(self) -> ContextManager[Any]:
+    def session(self, devices: set[str]) -> ContextManager[Any]:
         from dqnlab.experiments.backends.cluster import ray_session
 
-        return ray_session(self.address, self.cpus)
+        return ray_session(self.address, self.cpus, cuda=any(device.startswith("cuda") for device in devices))
 
     def describe(self, tasks: list[RunTask]) -> str:
         unit = f"populations of up to {self.size} seeds" if self.size else "one run each"
@@ -91,6 +92,13 @@ class Ray:
         from dqnlab.experiments.backends.cluster import run_ray
 
         run_ray(tasks, on_event, self.size)
+
+
+@contextlib.contextmanager
+def _on_this_machine(devices: set[str]) -> Iterator[None]:
+    for device in devices:
+        resolve_device(device)  # no GPU where one is asked for: one line now, not a failure per run
+    yield
 
 
 def make_backend(name: str, workers: int, population_size: int | None = None, address: str | None = None) -> Backend:

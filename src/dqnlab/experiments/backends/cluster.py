@@ -44,8 +44,11 @@ def require_ray():
 
 
 @contextmanager
-def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator[Any]:
-    """Join the cluster at `address` (or start a local instance of `cpus` CPUs) unless Ray is already up; leave as found."""
+def ray_session(address: str | None = None, cpus: int | None = None, cuda: bool = False) -> Iterator[Any]:
+    """Join the cluster at `address` (or start a local instance of `cpus` CPUs) unless Ray is already up; leave as found.
+
+    `cuda`: the runs need a GPU; a cluster without one is refused.
+    """
     ray = require_ray()
     started_here = not ray.is_initialized()
     if started_here:
@@ -56,6 +59,8 @@ def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator
         except (ConnectionError, ValueError, RuntimeError) as error:
             raise DqnlabError(f"cannot join a Ray cluster at {address!r}: {str(error).splitlines()[0]}") from None
     try:
+        if cuda and not ray.cluster_resources().get("GPU"):
+            raise DqnlabError("run.device is cuda but the Ray cluster has no GPU")
         yield ray
     finally:
         if started_here:
