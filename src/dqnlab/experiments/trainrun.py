@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
@@ -10,10 +11,10 @@ import torch
 
 from dqnlab import __version__
 from dqnlab.config import Config
-from dqnlab.engine.network import QNetwork
 from dqnlab.engine.records import EpisodeRecord, TrainResult
 from dqnlab.engine.replay import Ring, bytes_per_transition
 from dqnlab.engine.training import train
+from dqnlab.errors import DqnlabError
 from dqnlab.rundir.layout import REPLAY_FIELDS
 from dqnlab.rundir.writer import RunWriter, save_replay
 
@@ -42,17 +43,14 @@ def train_into(
     try:
         result = train(
             config, on_episode=episode, on_progress=on_progress,
-            on_checkpoint=checkpointer(writer), on_evaluation=writer.evaluation, keep_replay=save_replay,
+            on_checkpoint=lambda samples, network: writer.checkpoint(samples, network.state_dict()),
+            on_evaluation=writer.evaluation, keep_replay=save_replay,
         )  # fmt: skip
     except BaseException:
-        writer.close()
+        with contextlib.suppress(DqnlabError):  # a full disk must not hide the error being raised
+            writer.close()
         raise
     return result, finish(writer, result, clock=clock)
-
-
-def checkpointer(writer: RunWriter) -> Callable[[int, QNetwork], None]:
-    """The engine's on_checkpoint(samples, network) as a checkpoint file in the writer's run."""
-    return lambda samples, network: writer.checkpoint(samples, network.state_dict())
 
 
 def finish(writer: RunWriter, result: TrainResult, backend: str = "single", clock: str = "own") -> dict[str, Any]:
