@@ -40,7 +40,7 @@ def test_train_writes_a_complete_run_directory(trained):
     assert int(rows[-1]["samples"]) <= 300 and int(rows[-1]["learn_steps"]) == int(rows[-1]["samples"])
     result = json.loads((out / "result.json").read_text())
     assert result["status"] == "complete" and result["episodes"] == len(rows) and result["learn_steps"] == 300
-    assert result["replay_bytes_per_transition"] == 46
+    assert result["replay_bytes_per_transition"] == 48
     state = torch.load(out / "weights.pt", weights_only=True)
     assert sorted(state) == ["layers.0.bias", "layers.0.weight", "layers.1.bias", "layers.1.weight"]
 

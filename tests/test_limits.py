@@ -37,13 +37,13 @@ def refused(tmp_path, *args: str) -> str:
 
 def test_cost_of_the_tutorial_run_by_hand():
     cost = limits.run_cost(resolve("tutorial"), CARTPOLE)
-    assert cost.transitions == 50_000 and cost.transition_bytes == 4 * 4 + 8 + 4 + 4 * 4 + 1 + 1 == 46
+    assert cost.transitions == 50_000 and cost.transition_bytes == 4 * (4 + 4 + 1 + 1 + 1 + 1) == 48  # packed float32 rows
     # 4 -> 1024 -> 512 -> 2, each member's weight and bias blocks padded to 16 floats
     assert cost.file_parameters == 4 * 1024 + 1024 + 1024 * 512 + 512 + 512 * 2 + 2 == 530_946
     assert cost.parameters == 4096 + 1024 + 524_288 + 512 + 1024 + 16 == 530_960
     # [obs; next_obs] through every layer (2 x 64 rows), gradients of all 128 rows ("full"), W0's transposed gradient
     assert cost.buffer_floats == 128 * (4 + 1024 + 512 + 2) + 128 * (1024 + 512 + 2) + 4 * 1024
-    assert cost.memory == 50_000 * 46 + 530_960 * 4 * 4 + cost.buffer_floats * 4
+    assert cost.memory == 50_000 * 48 + 530_960 * 4 * 4 + cost.buffer_floats * 4
     assert cost.checkpoints == 0 and cost.disk == 530_946 * 4  # weights.pt only
 
 
@@ -51,7 +51,7 @@ def test_checkpoints_and_saved_replay_count_on_disk():
     config = resolve("tutorial", overrides=["run.samples=1000", "run.checkpoint_every=300", "replay.capacity=500"])
     cost = limits.run_cost(config, CARTPOLE, save_replay=True)
     assert cost.checkpoints == 3 and cost.transitions == 500
-    assert cost.disk == 4 * 530_946 * 4 + 500 * 46 and cost.replay == 2 * 500 * 46
+    assert cost.disk == 4 * 530_946 * 4 + 500 * 46 and cost.replay == 500 * 48 + 500 * 46  # the ring, and its copy
 
 
 def test_sizes_print_in_si_units_whatever_their_size():
@@ -74,13 +74,13 @@ def test_realistic_runs_are_not_refused(tmp_path):
 
 def test_a_replay_memory_beyond_the_machine_is_refused(tmp_path, machine):
     assert refused(tmp_path, "train", "--samples", "1000000000000") == (
-        "the replay memory would need 46.0 TB (1,000,000,000,000 transitions x 46 bytes per transition), "
+        "the replay memory would need 48.0 TB (1,000,000,000,000 transitions x 48 bytes per transition), "
         "more than this machine's 8.0 GB of physical memory; lower run.samples or set replay.capacity"
     )
     message = refused(tmp_path, "train", "--samples", "1000000000000", "--set", "replay.capacity=500000000")
-    assert message.startswith("the replay memory would need 23.0 GB (500,000,000 transitions") and message.endswith("; lower replay.capacity")
+    assert message.startswith("the replay memory would need 24.0 GB (500,000,000 transitions") and message.endswith("; lower replay.capacity")
     message = refused(tmp_path, "train", "--samples", "1" + "0" * 40)  # far beyond any int64: still one line
-    assert message.startswith("the replay memory would need 4.60e+17 YB (10,000,000,000")
+    assert message.startswith("the replay memory would need 4.80e+17 YB (10,000,000,000")
 
 
 def test_a_network_beyond_the_machine_is_refused(tmp_path, machine):
@@ -100,10 +100,10 @@ def test_a_batch_beyond_the_machine_is_refused(tmp_path, machine):
 
 
 def test_parts_that_fit_alone_but_not_together_are_refused_as_a_whole(tmp_path, machine):
-    # replay 4.6 GB and network 4.8 GB: each fits in 8 GB, together they do not
+    # replay 4.8 GB and network 4.8 GB: each fits in 8 GB, together they do not
     message = refused(tmp_path, "train", "--samples", "100000000", "--set", "network.hidden=[17320, 17320]",
                       "--set", "replay.batch_size=1", "--set", "replay.warmup=1")  # fmt: skip
-    assert message.startswith("this run would need ") and "of memory (replay 4.6 GB, network 4.8 GB" in message
+    assert message.startswith("this run would need ") and "of memory (replay 4.8 GB, network 4.8 GB" in message
     assert message.endswith("more than this machine's 8.0 GB of physical memory; make it smaller")
 
 
@@ -215,14 +215,17 @@ def test_seeds_are_counted_before_they_are_built():
 
 def test_compare_cost_counts_the_runs_held_at_once(tmp_path, machine):
     big = build_experiment("tutorial", samples=50_000_000, seeds=100)
-    limits.check_experiment_cost(big, "local", 1, None, tmp_path)  # one 2.3 GB run at a time fits in 8 GB
+    limits.check_experiment_cost(big, "local", 1, None, tmp_path)  # one 2.4 GB run at a time fits in 8 GB
     with pytest.raises(DqnlabError) as error:
         limits.check_experiment_cost(big, "population", 1, None, tmp_path)
     assert str(error.value) == (
-        "the replay memory would need 230.0 GB (50,000,000 transitions x 46 bytes per transition x a population of "
-        "100 seeds of variant 'replay'), more than this machine's 8.0 GB of physical memory; lower run.samples or "
-        "set replay.capacity, or use a smaller --population-size"
+        "the replay memory would need 240.0 GB (50,000,000 transitions x 48 bytes per transition x 100 seeds of "
+        "variant 'replay' in populations side by side on 1 worker(s)), more than this machine's 8.0 GB of physical "
+        "memory; lower run.samples or set replay.capacity, or use a --population-size"
     )  # fmt: skip
+    limits.check_experiment_cost(big, "population", 1, 3, tmp_path)  # 3 seeds at a time: 7.2 GB
+    with pytest.raises(DqnlabError, match=r"x 8 seeds of variant 'replay' in populations side by side on 2 worker\(s\)\), .*, or use fewer --workers or a smaller --population-size$"):
+        limits.check_experiment_cost(big, "population", 2, 4, tmp_path)
     with pytest.raises(DqnlabError, match=r"x 4 runs of variant 'replay' at once, one per worker\), .*, or use fewer --workers$"):
         limits.check_experiment_cost(big, "local", 4, None, tmp_path)
     with pytest.raises(DqnlabError, match="on a local Ray instance of 4 CPUs"):

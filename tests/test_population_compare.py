@@ -14,9 +14,11 @@ from dqnlab.analysis import metrics
 from dqnlab.analysis.clocks import OWN
 from dqnlab.cli import cli
 from dqnlab.api import compare
+from dqnlab.experiments.backends.local import FAULT_VARIABLE
 from dqnlab.experiments.backends.population import populations
 from dqnlab.experiments.runner import plan
 from dqnlab.rundir.layout import run_dir_for
+from dqnlab.engine.training import train
 from dqnlab.experiments.spec import build_experiment
 
 TINY = {"network": {"hidden": [8]}}
@@ -43,7 +45,8 @@ def test_both_backends_write_the_same_kind_of_results_directory(both):
             assert sorted(p.name for p in a.iterdir()) == sorted(p.name for p in b.iterdir())
             ra, rb = (json.loads((d / "result.json").read_text()) for d in (a, b))
             assert sorted(ra) == sorted(rb) and rb["status"] == "complete" and rb["samples"] == 300
-            assert (ra["backend"], ra["population"], rb["backend"], rb["population"]) == ("single", 1, "population", 3)
+            # 2 workers: each variant's 3 seeds cut into populations of 2 and 1, side by side
+            assert (ra["backend"], ra["population"], rb["backend"], rb["population"]) == ("single", 1, "population", 2 if seed < 2 else 1)
             assert (a / "config.json").read_text() == (b / "config.json").read_text()
             with (b / "episodes.csv").open() as handle:
                 assert next(csv.reader(handle)) == next(csv.reader((a / "episodes.csv").open()))
@@ -70,7 +73,7 @@ def test_the_report_says_how_each_clock_was_obtained(both):
     root, local, population = both
     for name in ("naive", "replay"):
         assert population["clocks"][name]["how"].startswith("one agent timed alone: seed 0")
-        assert population["clocks"][name]["population_sizes"] == [3]
+        assert population["clocks"][name]["population_sizes"] == [2]  # seed 2, a population of one, had its own clock
         assert population["clocks"][name]["population_member_samples_per_second"] > 0
         assert local["clocks"][name]["how"] == OWN and local["clocks"][name]["population_member_samples_per_second"] is None
         assert (root / "population" / "clock" / f"{name}.json").is_file() and not (root / "local" / "clock").exists()
@@ -140,7 +143,7 @@ def test_command_line(tmp_path):
     args = ["compare", "--seeds", "2", "--samples", "200", "--set", "network.hidden=[8]", "--out", str(tmp_path / "cli")]
     result = CliRunner().invoke(cli, [*args, "--backend", "population", "--workers", "1"])
     assert result.exit_code == 0, result.output
-    assert "4 to run as 2 population(s) of up to 2 seeds on 1 thread(s)" in result.stdout
+    assert "4 to run as 2 population(s) of up to 2 seeds in this process, one thread each" in result.stdout
     bad_cases = [
         (["--backend", "cluster"], "'cluster' is not one of 'local', 'population'"),
         (["--backend", "population", "--population-size", "0"], "0 is not in the range x>=1"),
@@ -154,11 +157,20 @@ def test_command_line(tmp_path):
 
 
 def sample_efficiency(out, variant, seeds):
-    """Failures per 1,000 samples over the budget of 2,500 (lower is better)."""
+    """Failures per 1,000 samples over the budget of 2,500 (lower is better), of runs on disk."""
     values = []
     for seed in seeds:
         rows = list(csv.DictReader((run_dir_for(out, variant, seed) / "episodes.csv").open()))
         ends, terminated = (np.array([float(r[c]) for r in rows]) for c in ("samples", "terminated"))
+        values.append(metrics.failure_rate(metrics.failure_samples(ends, terminated), 0, 2500))
+    return np.array(values)
+
+
+def trained_efficiency(results):
+    """The same measure of TrainResults."""
+    values = []
+    for result in results:
+        ends, terminated = (np.array([getattr(e, c) for e in result.episodes], dtype=float) for c in ("samples", "terminated"))
         values.append(metrics.failure_rate(metrics.failure_samples(ends, terminated), 0, 2500))
     return np.array(values)
 
@@ -173,9 +185,9 @@ def mean_difference_ci(x, y, reps=10_000, seed=0):
 def test_runs_that_round_apart_still_agree_in_distribution(tmp_path):
     """Where kernels round differently, seed for seed runs drift apart but agree in distribution.
 
-    On one thread per run (the local backend) and in populations of two or
-    more, members are bit for bit the single runs (above). A population of
-    one on two threads is the case that differs here: MKL splits the matrix
+    Every backend trains on one thread per run or population, where members
+    are bit for bit the single runs (above). A run on two threads (`dqnlab
+    train --threads 2`) is the case that differs here: MKL splits the matrix
     product of a 1024-wide layer across the threads, which rounds otherwise,
     and the runs drift apart. Over 16 seeds their sample efficiency agrees
     with the single runs', by an interval that does tell apart a real
@@ -186,13 +198,30 @@ def test_runs_that_round_apart_still_agree_in_distribution(tmp_path):
     common = {"network": {"hidden": [1024, 8]}, "learner": {"lr": 1e-3}}
     experiment = build_experiment("tutorial", 2500, seeds, {"replay": {}}, common)
     compare(experiment, tmp_path / "local", workers=2)
-    compare(experiment, tmp_path / "alone", workers=2, backend="population", population_size=1)
     naive = build_experiment("tutorial", 2500, seeds, {"naive": {"agent": "naive"}}, common)
     compare(naive, tmp_path / "naive", workers=2, backend="population")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        alone = trained_efficiency(train(experiment.config(experiment.variants[0], seed)) for seed in range(seeds))
+    finally:
+        torch.set_num_threads(previous)
     single = sample_efficiency(tmp_path / "local", "replay", range(seeds))
-    alone = sample_efficiency(tmp_path / "alone", "replay", range(seeds))
     assert not np.array_equal(alone, single)  # they did round apart: statistically, not trivially, the same
     low, high = mean_difference_ci(alone, single)
     assert low < 0 < high, (alone.mean(), single.mean(), low, high)
     low, high = mean_difference_ci(sample_efficiency(tmp_path / "naive", "naive", range(seeds)), single)
     assert low > 0, (low, high)  # naive fails more often
+
+
+def test_a_population_whose_worker_dies_fails_its_members_and_the_sweep_goes_on(tmp_path, monkeypatch):
+    monkeypatch.setenv(FAULT_VARIABLE, "replay/seed-000")  # the worker process holding that run's population dies
+    experiment = tiny_experiment(seeds=4)  # 2 workers: each variant's seeds as populations {0, 1} and {2, 3}
+    summary = compare(experiment, tmp_path, workers=2, backend="population")
+    assert (summary["runs"]["complete"], summary["runs"]["failed"]) == (6, 2)
+    for seed in (0, 1):
+        failure = json.loads((run_dir_for(tmp_path, "replay", seed) / "result.json").read_text())
+        assert failure["status"] == "failed" and "worker process died" in failure["error"]
+    monkeypatch.delenv(FAULT_VARIABLE)
+    again = compare(experiment, tmp_path, workers=2, backend="population")  # redoes the two failed runs
+    assert (again["runs"]["complete"], again["runs"]["failed"]) == (8, 0)

@@ -31,21 +31,22 @@ def raw_draws(shape, seed=0):
 def test_ring_wraps_around_and_overwrites_the_oldest():
     replay = filled(capacity=4, count=6)
     assert len(replay) == 4 and replay.added == 6 and replay.cursor == 2
-    assert replay.obs[0, :, 0].tolist() == [4.0, 5.0, 2.0, 3.0]
-    assert replay.next_obs[0, :, 0].tolist() == [5.0, 6.0, 3.0, 4.0]
-    assert replay.reward[0].tolist() == [4.0, 5.0, 2.0, 3.0]
-    assert replay.action[0].tolist() == [0, 1, 0, 1]
-    assert replay.terminated[0].tolist() == [True, False, False, False]
-    assert replay.truncated[0].tolist() == [False, False, False, False]
+    fields = replay.fields()
+    assert fields.obs[0, :, 0].tolist() == [4.0, 5.0, 2.0, 3.0]
+    assert fields.next_obs[0, :, 0].tolist() == [5.0, 6.0, 3.0, 4.0]
+    assert fields.reward[0].tolist() == [4.0, 5.0, 2.0, 3.0]
+    assert fields.action[0].tolist() == [0, 1, 0, 1]
+    assert fields.terminated[0].tolist() == [True, False, False, False]
+    assert fields.truncated[0].tolist() == [False, False, False, False]
 
 
 def test_storage_is_preallocated_and_never_reallocated():
     replay = filled(capacity=8, count=1, obs_dim=4)
-    tensors = [getattr(replay, name) for name in FIELDS]
-    pointers = [t.data_ptr() for t in tensors]
+    rows, pointer = replay.rows, replay.rows.data_ptr()
     for t in range(50):
         replay.add(torch.full((1, 4), t), torch.ones(1), torch.ones(1), torch.full((1, 4), t + 1), torch.zeros(1), torch.zeros(1))
-    assert all(getattr(replay, name) is t and t.data_ptr() == p for name, t, p in zip(FIELDS, tensors, pointers))
+    assert replay.rows is rows and rows.data_ptr() == pointer
+    assert replay.fields().obs[0, :, 0].tolist() == [47.0, 48.0, 49.0, 42.0, 43.0, 44.0, 45.0, 46.0]
 
 
 def test_each_member_gathers_from_its_own_ring_with_the_learners_dtypes():
@@ -93,10 +94,10 @@ def test_sampling_errors():
 
 
 def test_memory_per_transition():
-    # CartPole: 2 x 4 float32 states (32) + int64 action (8) + float32 reward (4) + 2 bools
-    assert bytes_per_transition(4) == 46
+    # CartPole: one packed float32 row: 2 x 4 state floats, the action, the reward and 2 flags
+    assert bytes_per_transition(4) == 48
     replay = Replay(3, 10, 4, "cpu")
-    assert sum(getattr(replay, name).nbytes for name in FIELDS) == 3 * 10 * 46
+    assert replay.rows.nbytes == 3 * 10 * 48
 
 
 @pytest.mark.parametrize("count", [3, 4, 9])  # partly full, exactly full, wrapped

@@ -16,7 +16,11 @@ import pytest
 from dqnlab.rundir import disk
 from dqnlab.cli import LEFT_OUT_EXIT
 from dqnlab.errors import DqnlabError
-from dqnlab.experiments.backends.local import FAULT_VARIABLE
+from dqnlab.experiments.backends.local import FAULT_VARIABLE, Unit, run_unit
+from dqnlab.experiments.events import Finished
+from dqnlab.experiments.runner import plan, raise_disk_error
+from dqnlab.experiments.spec import build_experiment
+from dqnlab.rundir.disk import DiskError
 from dqnlab.rundir.locking import LOCK, DirectoryLock
 from dqnlab.rundir.ownership import MARKER, output_dir, remove_owned
 from tests.clitools import invoke, refused
@@ -274,12 +278,26 @@ def test_other_writers_on_a_full_disk_end_in_one_line(results, tmp_path, monkeyp
 def test_compare_stops_on_a_full_disk_and_resumes_after(tmp_path, monkeypatch):
     out = tmp_path / "results"
     failing_disk(monkeypatch, errno.ENOSPC, after=12)  # a few runs' files get written, then the disk is full
-    refused(invoke(*COMPARE, "--out", str(out)), "cannot write", "no space left")
+    refused(invoke(*COMPARE, "--workers", "1", "--out", str(out)), "cannot write", "no space left")  # in this process
     assert leftovers(out) == []
     monkeypatch.undo()  # space freed
     result = invoke(*COMPARE, "--out", str(out))
     assert result.exit_code == 0, result.output
     assert len(list(out.glob("runs/*/*/result.json"))) == 4
+
+
+def test_a_population_worker_reports_a_full_disk_for_the_parent_to_stop_on(tmp_path, monkeypatch):
+    """What a population's worker process does on a disk error (here in this process, where the fault reaches)."""
+    experiment = build_experiment("quick", 300, 2, None, {"network": {"hidden": [8]}})
+    tasks = plan(experiment, tmp_path).tasks
+    failing_disk(monkeypatch, errno.ENOSPC, after=3)
+    events = []
+    run_unit(Unit(tasks[:2], population=True), events.append, progress_every=100)
+    finished = [event for event in events if isinstance(event, Finished)]
+    assert [event.key for event in finished] == [task.key for task in tasks[:2]]
+    assert all(event.outcome["disk"] and "no space left" in event.outcome["error"] for event in finished)
+    with pytest.raises(DiskError, match="no space left"):
+        raise_disk_error(finished[0].outcome)
 
 
 def test_ctrl_c_while_the_report_is_written_leaves_no_temporary_file(results, tmp_path, monkeypatch):

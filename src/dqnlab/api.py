@@ -81,7 +81,9 @@ def compare(experiment: Experiment, out: str | Path, workers: int, backend: str 
 
     backend "local": `workers` processes, one run each at a time. "population":
     each variant's seeds train together in populations of up to
-    `population_size` members (all of them if None), on `workers` torch threads.
+    `population_size` members (if None, each variant's seeds cut into
+    `workers` populations), on `workers` processes side by side, one torch
+    thread each.
     "ray": one Ray task per run (or per population of up to `population_size`
     seeds), on the cluster at `address` or on a local Ray instance of `workers` CPUs.
     """

@@ -49,10 +49,14 @@ def flushed_subnormals(device: torch.device) -> Iterator[None]:
         yield
         return
     threads, flushing = torch.get_num_threads(), bool(np.float32(1e-39) * np.float32(1.0) == 0)
-    torch.set_num_threads(1)
-    torch.set_flush_denormal(True)
+    if threads != 1:
+        torch.set_num_threads(1)
+    if not flushing:
+        torch.set_flush_denormal(True)
     try:
         yield
     finally:
-        torch.set_flush_denormal(flushing)
-        torch.set_num_threads(threads)
+        if not flushing:
+            torch.set_flush_denormal(False)
+        if threads != 1:
+            torch.set_num_threads(threads)

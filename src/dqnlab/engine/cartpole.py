@@ -1,11 +1,15 @@
-"""CartPole-v1's dynamics for N carts at once, on tensors.
+"""CartPole-v1's dynamics for N carts at once, on NumPy arrays or torch tensors.
 
 The same physics as Gymnasium's `CartPoleEnv` (constants, explicit Euler
 integration, termination bounds, reset distribution), computed in float64 as
-Gymnasium does, with float32 observations. From the same state and the same
+Gymnasium does, with float32 observations. `step` takes either NumPy arrays
+(the engine's choice on the CPU: a NumPy operation on a few carts costs a
+fraction of a torch operation's dispatch) or torch tensors (on a GPU), with
+the same operations in the same order. From the same state and the same
 actions it gives the same rewards and terminations and observations within
-1e-6 (torch's sin and cos may round apart from Python's `math` in the last
-bit; tests/test_envs.py checks 512 random trajectories against Gymnasium).
+1e-6 (torch's and NumPy's sin and cos may round apart from Python's `math` in
+the last bit; tests/test_envs.py checks 512 random trajectories against
+Gymnasium, in both).
 
 Reset states are drawn exactly as `CartPoleEnv.reset(seed=s)` draws them, bit
 for bit.
@@ -37,18 +41,22 @@ def initial_state(reset_seed: int) -> np.ndarray:
     return rng.uniform(low=-0.05, high=0.05, size=(4,))  # (4,)
 
 
-def step(state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """One Euler step for every cart: (N, 4) float64 state, (N,) actions -> next state, terminated (N,) bool."""
-    x, x_dot, theta, theta_dot = state.unbind(1)  # each (N,)
-    force = torch.where(action == 1, FORCE_MAG, -FORCE_MAG).to(state.dtype)  # (N,)
-    costheta, sintheta = torch.cos(theta), torch.sin(theta)  # (N,)
-    temp = (force + POLEMASS_LENGTH * torch.square(theta_dot) * sintheta) / TOTAL_MASS  # (N,)
+def step(state, action):
+    """One Euler step for every cart: (N, 4) float64 state, (N,) integer actions -> next state (N, 4), terminated (N,) bool.
+
+    `state` and `action` are both NumPy arrays or both torch tensors; the result is of the same kind.
+    """
+    xp = torch if isinstance(state, torch.Tensor) else np
+    x, x_dot, theta, theta_dot = state[:, 0], state[:, 1], state[:, 2], state[:, 3]  # each (N,)
+    force = FORCE_MAG * (2 * action - 1)  # (N,) +-10 for actions 1 and 0
+    costheta, sintheta = xp.cos(theta), xp.sin(theta)  # (N,)
+    temp = (force + POLEMASS_LENGTH * (theta_dot * theta_dot) * sintheta) / TOTAL_MASS  # (N,)
     thetaacc = (GRAVITY * sintheta - costheta * temp) / (
-        LENGTH * (4.0 / 3.0 - MASS_POLE * torch.square(costheta) / TOTAL_MASS)
+        LENGTH * (4.0 / 3.0 - MASS_POLE * (costheta * costheta) / TOTAL_MASS)
     )  # (N,)
     xacc = temp - POLEMASS_LENGTH * thetaacc * costheta / TOTAL_MASS  # (N,)
-    next_state = torch.stack(
-        (x + TAU * x_dot, x_dot + TAU * xacc, theta + TAU * theta_dot, theta_dot + TAU * thetaacc), dim=1
+    next_state = xp.stack(
+        (x + TAU * x_dot, x_dot + TAU * xacc, theta + TAU * theta_dot, theta_dot + TAU * thetaacc), axis=1
     )  # (N, 4)
     x, theta = next_state[:, 0], next_state[:, 2]  # (N,)
     terminated = (x < -X_THRESHOLD) | (x > X_THRESHOLD) | (theta < -THETA_THRESHOLD) | (theta > THETA_THRESHOLD)  # (N,)

@@ -73,81 +73,89 @@ class FusedAdam:
 
 
 class LearnStep:
-    """One TD update of every member of a `StackedQNetwork` on batches of `batch_size`."""
+    """One TD update of every member of a `StackedQNetwork` on batches of `batch_size`.
+
+    Every buffer, and every view of one that a step uses (halves, transposes),
+    is made once here: at these sizes making a view costs about as much as a
+    small kernel.
+    """
 
     def __init__(self, network: StackedQNetwork, config: LearnerConfig, batch_size: int) -> None:
         self.full, self.loss, self.gamma, self.batch = config.td_gradient == "full", config.loss, config.gamma, batch_size
         params = network.params.detach()
         grad = torch.zeros_like(params)  # (P,) written in place by `backward`
         self.weights, self.biases = network.weights, network.biases  # (N, out, in), (N, 1, out) views of params
+        self.weights_t = network.weights_t  # (N, in, out)
         self.grad_weights, self.grad_biases = network.views(grad)
         self.optimizer = FusedAdam(params, grad, config.lr)
 
-        n, options = network.members, {"dtype": params.dtype, "device": params.device}
+        n, options, b = network.members, {"dtype": params.dtype, "device": params.device}, batch_size
         widths = network.widths  # obs_dim, hidden..., n_actions
-        both, rows = 2 * batch_size, (2 * batch_size if self.full else batch_size)  # forward rows, backward rows
-        self.rows = rows
+        both, rows = 2 * b, (2 * b if self.full else b)  # forward rows, backward rows
         self.x = torch.empty(n, both, widths[0], **options)  # (N, 2B, obs_dim): [obs; next_obs]
+        self.x_obs, self.x_next = self.x[:, :b], self.x[:, b:]  # (N, B, obs_dim) each
+        self.x_t = self.x[:, :rows].transpose(1, 2)  # (N, obs_dim, rows)
         self.h = [torch.empty(n, both, w, **options) for w in widths[1:]]  # post-ReLU activations; the last is Q
+        self.below = [h[:, :rows] for h in self.h[:-1]]  # (N, rows, width): each hidden layer's backward rows
+        self.q_obs, self.q_next = self.h[-1][:, :b], self.h[-1][:, b:]  # (N, B, A) each
         self.dh = [torch.empty(n, rows, w, **options) for w in widths[1:]]  # gradients before each ReLU
+        self.dh_t = [dh.transpose(1, 2) for dh in self.dh]  # (N, width, rows)
+        self.dq_obs, self.dq_next = self.dh[-1][:, :b], self.dh[-1][:, b:]  # (N, B, A); the second is empty with "semi"
         self.grad_first_t = torch.empty(n, widths[0], widths[1], **options)  # (N, obs_dim, width): W0's gradient, transposed
-        self.scale = torch.tensor(2.0 / batch_size if self.loss == "mse" else 1.0 / batch_size, **options)  # d loss / d error
+        self.grad_first = self.grad_first_t.transpose(1, 2)  # (N, width, obs_dim)
+        self.scale = torch.tensor(2.0 / b if self.loss == "mse" else 1.0 / b, **options)  # d loss / d error
         self.zero = torch.zeros((), **options)
+        self.minus_gamma = torch.tensor(-self.gamma, **options)
 
     @torch.no_grad()
-    def __call__(self, batch: Batch, alive: torch.Tensor) -> torch.Tensor:
-        """One gradient step for every member where `alive` (N,) is True; returns each member's loss (N,)."""
-        q = self.forward(batch.obs, batch.next_obs)  # (N, 2B, A)
-        losses = self.head(q, batch, alive)  # (N,)
+    def __call__(self, batch: Batch, alive: torch.Tensor | None = None) -> torch.Tensor:
+        """One gradient step for every member where `alive` (N,) is True (None: all); returns each member's loss (N,)."""
+        self.forward(batch.obs, batch.next_obs)  # Q-values (N, 2B, A) into h[-1]
+        losses = self.head(batch, alive)  # (N,)
         self.backward()
         self.optimizer.step()
         return losses
 
     def forward(self, obs: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
-        b, x = self.batch, self.x
-        x[:, :b].copy_(obs)  # (N, B, obs_dim)
-        x[:, b:].copy_(next_obs)  # (N, B, obs_dim)
-        last = len(self.weights) - 1
-        for i, (weight, bias, out) in enumerate(zip(self.weights, self.biases, self.h)):
-            torch.baddbmm(bias, x, weight.transpose(1, 2), out=out)  # (N, 2B, out)
+        self.x_obs.copy_(obs)  # (N, B, obs_dim)
+        self.x_next.copy_(next_obs)  # (N, B, obs_dim)
+        x, last = self.x, len(self.weights) - 1
+        for i, (weight_t, bias, out) in enumerate(zip(self.weights_t, self.biases, self.h)):
+            torch.baddbmm(bias, x, weight_t, out=out)  # (N, 2B, out)
             if i < last:
                 out.clamp_min_(0)  # ReLU in place
             x = out
         return x  # (N, 2B, A)
 
-    def head(self, q: torch.Tensor, batch: Batch, alive: torch.Tensor) -> torch.Tensor:
+    def head(self, batch: Batch, alive: torch.Tensor | None) -> torch.Tensor:
         """Each member's loss (N,), and d(sum of live losses)/dQ into the last gradient buffer."""
-        b = self.batch
         action = batch.action.unsqueeze(2)  # (N, B, 1)
-        q_taken = q[:, :b].gather(2, action).squeeze(2)  # (N, B)
-        next_value, best = q[:, b:].max(dim=2)  # (N, B) each: max_a' Q(s', a') and its argmax
-        bootstrap = self.gamma * (~batch.terminated)  # (N, B)
-        error = q_taken - (batch.reward + bootstrap * next_value)  # (N, B): Q(s, a) - target
-        weight = torch.where(alive, self.scale, self.zero).unsqueeze(1)  # (N, 1): dead members get no gradient
+        q_taken = self.q_obs.gather(2, action).squeeze(2)  # (N, B)
+        next_value, best = self.q_next.max(dim=2)  # (N, B) each: max_a' Q(s', a') and its argmax
+        minus_bootstrap = torch.where(batch.terminated, self.zero, self.minus_gamma)  # (N, B): -gamma, 0 at termination
+        error = q_taken - torch.addcmul(batch.reward, minus_bootstrap, next_value, value=-1)  # (N, B): Q(s, a) - target
+        weight = self.scale if alive is None else torch.where(alive, self.scale, self.zero).unsqueeze(1)  # (N, 1) or ()
         if self.loss == "mse":
-            losses = (error * error).mean(dim=1)  # (N,)
-            grad = error.mul_(weight)  # (N, B): 2 (Q - target) / B
+            losses = (error * error).sum(dim=1).div_(self.batch)  # (N,): the mean, in two cheap kernels
+            grad = error.mul_(weight)  # (N, B): 2 (Q - target) / B; dead members get no gradient
         else:  # Huber (smooth L1, beta 1)
             size = error.abs()  # (N, B)
-            losses = torch.where(size < 1, 0.5 * error * error, size - 0.5).mean(dim=1)  # (N,)
+            losses = torch.where(size < 1, 0.5 * error * error, size - 0.5).sum(dim=1).div_(self.batch)  # (N,)
             grad = error.clamp_(-1, 1).mul_(weight)  # (N, B)
-        dq = self.dh[-1]  # (N, rows, A)
-        dq.zero_()
-        dq[:, :b].scatter_(2, action, grad.unsqueeze(2))  # into Q(s, a)
+        self.dh[-1].zero_()  # (N, rows, A)
+        self.dq_obs.scatter_(2, action, grad.unsqueeze(2))  # into Q(s, a)
         if self.full:  # and, the tutorial's way, into max Q(s') with the opposite sign
-            dq[:, b:].scatter_(2, best.unsqueeze(2), grad.mul_(bootstrap).neg_().unsqueeze(2))
+            self.dq_next.scatter_(2, best.unsqueeze(2), grad.mul_(minus_bootstrap).unsqueeze(2))
         return losses
 
     def backward(self) -> None:
-        rows = self.rows
         for i in range(len(self.weights) - 1, 0, -1):
-            grad_out, below = self.dh[i], self.h[i - 1][:, :rows]  # (N, rows, out), (N, rows, in)
-            torch.bmm(grad_out.transpose(1, 2), below, out=self.grad_weights[i])  # (N, out, in)
-            torch.sum(grad_out, dim=1, keepdim=True, out=self.grad_biases[i])  # (N, 1, out)
+            below = self.below[i - 1]  # (N, rows, in): the layer's input, post-ReLU
+            torch.bmm(self.dh_t[i], below, out=self.grad_weights[i])  # (N, out, in)
+            torch.sum(self.dh[i], dim=1, keepdim=True, out=self.grad_biases[i])  # (N, 1, out)
             grad_in = self.dh[i - 1]  # (N, rows, in)
-            torch.bmm(grad_out, self.weights[i], out=grad_in)
+            torch.bmm(self.dh[i], self.weights[i], out=grad_in)
             _threshold_backward(grad_in, below, 0, grad_input=grad_in)  # through the ReLU, in place
-        grad_first, x = self.dh[0], self.x[:, :rows]  # (N, rows, width), (N, rows, obs_dim)
-        torch.bmm(x.transpose(1, 2), grad_first, out=self.grad_first_t)  # (N, obs_dim, width)
-        self.grad_weights[0].copy_(self.grad_first_t.transpose(1, 2))  # (N, width, obs_dim)
-        torch.sum(grad_first, dim=1, keepdim=True, out=self.grad_biases[0])  # (N, 1, width)
+        torch.bmm(self.x_t, self.dh[0], out=self.grad_first_t)  # (N, obs_dim, width)
+        self.grad_weights[0].copy_(self.grad_first)  # (N, width, obs_dim)
+        torch.sum(self.dh[0], dim=1, keepdim=True, out=self.grad_biases[0])  # (N, 1, width)

@@ -112,8 +112,8 @@ class Learner:
         random_action = raw[:, 1] % self.network.n_actions  # (N,)
         return torch.where(raw[:, 0] < self.explore_below, random_action, greedy)  # (N,)
 
-    def learn(self, batch: Batch, alive: torch.Tensor) -> torch.Tensor:
-        """One gradient step for every member where `alive` (N,) is True; returns the losses (N,)."""
+    def learn(self, batch: Batch, alive: torch.Tensor | None = None) -> torch.Tensor:
+        """One gradient step for every member where `alive` (N,) is True (None: all); returns the losses (N,)."""
         return self.step(batch, alive)
 
 

@@ -104,6 +104,7 @@ class StackedQNetwork:
         size = sum(self.members * (_padded(i * o) + _padded(o)) for i, o in zip(self.widths[:-1], self.widths[1:]))
         self.params = nn.Parameter(torch.zeros(size, device=device))  # (P,): padding stays 0 (its gradient is 0)
         self.weights, self.biases = self.views(self.params.detach())  # what acting and the kernel read
+        self.weights_t = [weight.transpose(1, 2) for weight in self.weights]  # (N, in, out): made once, reused
         with torch.no_grad():
             for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):
                 weight.copy_(torch.stack([net.layers[i].weight for net in networks]))  # (N, out, in)
@@ -122,10 +123,14 @@ class StackedQNetwork:
 
     def __call__(self, obs: torch.Tensor) -> torch.Tensor:
         """Q-values (N, B, A) of obs (N, B, obs_dim); differentiable in `params` when grad is enabled."""
-        weights, biases = self.views(self.params) if torch.is_grad_enabled() else (self.weights, self.biases)
-        x, last = obs, len(weights) - 1
-        for i, (weight, bias) in enumerate(zip(weights, biases)):
-            x = torch.baddbmm(bias, x, weight.transpose(1, 2))  # (N, B, out)
+        if torch.is_grad_enabled():
+            weights, biases = self.views(self.params)
+            weights_t = [weight.transpose(1, 2) for weight in weights]  # (N, in, out)
+        else:
+            weights_t, biases = self.weights_t, self.biases
+        x, last = obs, len(weights_t) - 1
+        for i, (weight_t, bias) in enumerate(zip(weights_t, biases)):
+            x = torch.baddbmm(bias, x, weight_t)  # (N, B, out)
             if i < last:
                 x = F.relu(x)  # (N, B, out)
         return x  # (N, B, n_actions)

@@ -1,14 +1,19 @@
-"""The experience replay memory: N fixed-capacity rings of transitions in one set of tensors.
+"""The experience replay memory: N fixed-capacity rings of transitions in one tensor.
 
 The tutorial keeps transitions in a Python list and, for every batch, stacks
 64 lists of objects into arrays (`np.stack(...)` on `memories.T`), which its
-author admits is slow. Here each field is one preallocated tensor with a
-ring per member, (N, C, ...), on the engine's device:
+author admits is slow. Here the memory is one preallocated float32 tensor of
+rows (C, N, F) on the engine's device, slot by slot, each row one member's
+transition packed as [obs, next_obs, action, reward, terminated, truncated]
+(F = 2 obs_dim + 4 floats; actions are exact as floats below 2**24):
 
-- adding writes one row per member and field at the shared cursor: O(1), no
-  allocation (members step in lockstep, so their rings fill alike);
+- adding writes the N members' rows of one slot, contiguous, in one copy,
+  at the shared cursor: O(1), no allocation (members step in lockstep, so
+  their rings fill alike);
 - a batch is drawn from raw random numbers (each member's own, see
-  `seeding.MemberDraws`) and gathered with one `index_select` per field;
+  `seeding.MemberDraws`) and gathered with one `index_select`; its fields are
+  views of the gathered rows (actions and flags converted to the learner's
+  dtypes);
 - on a full ring the oldest transition is overwritten.
 
 `terminated` is kept apart from `truncated`: an episode cut by a time limit did
@@ -33,6 +38,7 @@ from dqnlab.errors import DqnlabError
 DTYPES = {"obs": torch.float32, "action": torch.int64, "reward": torch.float32,
           "next_obs": torch.float32, "terminated": torch.bool, "truncated": torch.bool}  # fmt: skip
 FIELDS = tuple(DTYPES)  # a transition's fields, in Batch's order
+STORED = torch.float32  # every field is stored as one float of the packed row
 
 
 class Batch(NamedTuple):
@@ -46,20 +52,30 @@ class Batch(NamedTuple):
     truncated: torch.Tensor  # (..., B) bool: recorded, never masks
 
 
+def row_width(obs_dim: int) -> int:
+    """Floats in one packed transition: obs, next_obs, action, reward, terminated, truncated."""
+    return 2 * obs_dim + 4
+
+
 def bytes_per_transition(obs_dim: int) -> int:
-    """Storage bytes one transition takes (4-float CartPole state: 46)."""
+    """Storage bytes one transition takes in the memory (4-float CartPole state: 48)."""
+    return row_width(obs_dim) * torch.empty((), dtype=STORED).element_size()
+
+
+def ring_bytes_per_transition(obs_dim: int) -> int:
+    """Bytes one transition takes copied out in the learner's dtypes, as a `Ring` and in replay.npz (CartPole: 46)."""
     return sum(torch.empty((), dtype=dtype).element_size() * (obs_dim if name.endswith("obs") else 1)
                for name, dtype in DTYPES.items())  # fmt: skip
 
 
 class Replay:
-    """N rings of `capacity` transitions: obs (N, C, obs_dim), action (N, C), ...
+    """N rings of `capacity` transitions as packed rows (C, N, F); `fields()` unpacks them, (N, C, ...).
 
     >>> replay = Replay(members=1, capacity=3, obs_dim=2, device="cpu")
     >>> for step in range(4):
     ...     replay.add(torch.full((1, 2), step), torch.zeros(1), torch.ones(1),
     ...                torch.full((1, 2), step + 1), torch.zeros(1), torch.zeros(1))
-    >>> len(replay), replay.obs[0, :, 0].tolist()  # step 3 overwrote step 0
+    >>> len(replay), replay.fields().obs[0, :, 0].tolist()  # step 3 overwrote step 0
     (3, [3.0, 1.0, 2.0])
     """
 
@@ -67,10 +83,8 @@ class Replay:
         if capacity < 1 or obs_dim < 1:
             raise DqnlabError(f"a replay memory needs capacity >= 1 and obs_dim >= 1; got {capacity}, {obs_dim}")
         self.members, self.capacity, self.obs_dim = members, capacity, obs_dim
-        for name, dtype in DTYPES.items():
-            shape = (members, capacity, obs_dim) if name.endswith("obs") else (members, capacity)
-            setattr(self, name, torch.zeros(shape, dtype=dtype, device=device))  # (N, C, ...)
-        self.offsets = torch.arange(members, device=device).unsqueeze(1) * capacity  # (N, 1): member k's first row
+        self.rows = torch.zeros((capacity, members, row_width(obs_dim)), dtype=STORED, device=device)  # (C, N, F)
+        self.member_rows = torch.arange(members, device=device).unsqueeze(1)  # (N, 1): member k's row within a slot
         self.cursor = 0  # where the next transitions go
         self.size = 0  # how many slots hold a transition
         self.added = 0  # transitions ever added, per member
@@ -81,8 +95,8 @@ class Replay:
     def add(self, obs, action, reward, next_obs, terminated, truncated) -> None:
         """Store each member's transition (all (N, ...)) at the cursor, overwriting the oldest when full."""
         i = self.cursor
-        for name, value in zip(FIELDS, (obs, action, reward, next_obs, terminated, truncated)):
-            getattr(self, name)[:, i] = value  # (N, ...)
+        columns = (obs, next_obs, action.unsqueeze(1), reward.unsqueeze(1), terminated.unsqueeze(1), truncated.unsqueeze(1))
+        torch.cat(columns, dim=1, out=self.rows[i])  # (N, F): one contiguous write, converted to floats
         self.cursor = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
         self.added += 1
@@ -101,16 +115,29 @@ class Replay:
         return raw % self.size  # (N, B)
 
     def gather(self, index: torch.Tensor) -> Batch:
-        """Member k's transitions at index[k] (B,), as a Batch of (N, B, ...) tensors."""
-        flat = (index + self.offsets).view(-1)  # (N*B,) rows of the (N*C, ...) flattened fields
-        fields = (getattr(self, name) for name in FIELDS)  # each (N, C, ...)
-        return Batch(*(f.flatten(0, 1).index_select(0, flat).view(*index.shape, *f.shape[2:]) for f in fields))  # each (N, B, ...)
+        """Member k's transitions at slots index[k] (B,), as a Batch of (N, B, ...) tensors."""
+        flat = (index * self.members + self.member_rows).view(-1)  # (N*B,) rows of the (C*N, F) memory
+        rows = self.rows.view(-1, self.rows.shape[2]).index_select(0, flat).view(*index.shape, -1)  # (N, B, F)
+        return unpack(rows, self.obs_dim)
+
+    def fields(self) -> Batch:
+        """Every ring's fields, (N, C, ...) in the learner's dtypes, slot by slot (not oldest first)."""
+        return unpack(self.rows.transpose(0, 1), self.obs_dim)  # (N, C, ...)
 
     def member(self, k: int) -> Ring:
         """Member k's stored transitions, oldest first, copied to NumPy."""
         order = torch.arange(self.size) if self.size < self.capacity else (torch.arange(self.capacity) + self.cursor) % self.capacity
-        arrays = {name: getattr(self, name)[k].cpu()[order].numpy() for name in FIELDS}  # each (size, ...)
-        return Ring(capacity=self.capacity, added=self.added, **arrays)
+        fields = unpack(self.rows[:, k].cpu()[order], self.obs_dim)  # each (size, ...)
+        return Ring(capacity=self.capacity, added=self.added, **{name: getattr(fields, name).numpy() for name in FIELDS})
+
+
+def unpack(rows: torch.Tensor, obs_dim: int) -> Batch:
+    """Packed rows (..., F) as a Batch: obs and reward as views, the action and flags converted."""
+    d = obs_dim
+    return Batch(
+        obs=rows[..., :d], action=rows[..., 2 * d].long(), reward=rows[..., 2 * d + 1], next_obs=rows[..., d : 2 * d],
+        terminated=rows[..., 2 * d + 2] > 0, truncated=rows[..., 2 * d + 3] > 0,
+    )  # fmt: skip
 
 
 def _distinct(raw: torch.Tensor, size: int) -> torch.Tensor:

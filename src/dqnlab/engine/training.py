@@ -181,14 +181,13 @@ def _loop(configs: list[Config], envs: MemberEnvs, network: StackedQNetwork, mem
             due = steps_past_warmup * ratio.numerator // ratio.denominator  # learn steps owed by now
             while learn_steps < due and ledger.alive.any():
                 index = memory.indices(batches.next(), replay.with_replacement)  # (N, B)
-                loss = learner.learn(memory.gather(index), alive).cpu().numpy()  # (N,)
+                loss = learner.learn(memory.gather(index), None if ledger.all_alive else alive).cpu().numpy()  # (N,)
                 learn_steps += 1
                 if ledger.learned(loss, sample, time.perf_counter() - start):
                     alive = torch.as_tensor(ledger.alive, device=device)  # (N,)
-        outcome = torch.stack((step.reward, step.terminated.float(), step.truncated.float())).cpu().numpy()  # (3, N)
-        terminated = outcome[1] > 0  # (N,)
-        ended = terminated | (outcome[2] > 0)  # (N,) episodes that ended, by termination or truncation
-        ledger.stepped(outcome[0], ended, terminated, sample, time.perf_counter() - start, callbacks.on_episode)
+        reward, terminated, truncated = step.outcome()  # (N,) each, NumPy
+        ended = terminated | truncated  # (N,) episodes that ended, by termination or truncation
+        ledger.stepped(reward, ended, terminated, sample, time.perf_counter() - start, callbacks.on_episode)
         obs = envs.reset(ended) if ended.any() else step.next_obs  # (N, obs_dim): fresh starts where episodes ended
         if callbacks.on_progress is not None and sample % callbacks.progress_every == 0:
             callbacks.on_progress(sample)
@@ -224,9 +223,16 @@ class Ledger:
         self.reach_scores = np.array(REACH_SCORES, dtype=np.float64)[:, None]  # (R, 1)
         self.reach_sample = np.zeros((len(REACH_SCORES), n), dtype=np.int64)  # (R, N) 0: not reached yet
         self.reach_seconds = np.zeros((len(REACH_SCORES), n))  # (R, N)
+        self.all_alive = True  # every member still trains: the books take their short way
+        self._next_reach()
 
     def learned(self, loss: np.ndarray, sample: int, seconds: float) -> list[int]:
         """Book one learn step's losses (N,); members whose loss is not finite stop here. Returns those."""
+        if self.all_alive and np.isfinite(loss).all():  # the usual case, in four array operations
+            self.learn_steps += 1
+            self.loss_sum += loss
+            self.losses += 1
+            return []
         alive = self.alive.copy()
         finite = np.isfinite(loss)  # (N,)
         self.learn_steps[alive] += 1
@@ -236,6 +242,7 @@ class Ledger:
         for k in stopped:  # before this step's reward is counted
             self.divergences[k] = Divergence(float(loss[k]), int(self.learn_steps[k]), sample, len(self.episodes[k]))
             self.stopped_at[k], self.seconds[k], self.alive[k] = sample, seconds, False
+        self.all_alive = bool(self.alive.all())
         return stopped
 
     def stepped(self, reward: np.ndarray, ended: np.ndarray, terminated: np.ndarray, sample: int, seconds: float,
@@ -243,11 +250,18 @@ class Ledger:
         """Book one environment step: rewards (N,); members whose episode `ended` (N,) get their record,
         `terminated` (N,) saying which ended by termination."""
         live = self.alive  # (N,) a diverged member's account stays as it stopped
-        self.score[live] += reward[live]
-        self.length[live] += 1
-        first = (self.score >= self.reach_scores) & (self.reach_sample == 0) & live  # (R, N) scores reached just now
-        if first.any():
+        if self.all_alive:
+            self.score += reward
+            self.length += 1
+        else:
+            self.score[live] += reward[live]
+            self.length[live] += 1
+        if (self.score >= self.next_reach).any():  # some member's running score reached a score it had not
+            first = (self.score >= self.reach_scores) & (self.reach_sample == 0) & live  # (R, N) reached just now
             self.reach_sample[first], self.reach_seconds[first] = sample, seconds
+            self._next_reach()
+        if not ended.any():
+            return
         for k in np.flatnonzero(ended & live):
             self.high_score[k] = max(self.high_score[k], self.score[k])
             record = EpisodeRecord(
@@ -260,6 +274,10 @@ class Ledger:
                 on_episode(int(k), record)
         reset = ended & live  # (N,)
         self.score[reset], self.length[reset], self.loss_sum[reset], self.losses[reset] = 0.0, 0, 0.0, 0
+
+    def _next_reach(self) -> None:
+        """Each member's lowest score of REACH_SCORES not reached yet (inf once all are): (N,)."""
+        self.next_reach = np.where(self.reach_sample == 0, self.reach_scores, np.inf).min(axis=0)  # (N,)
 
     def reached_by(self, k: int) -> tuple[Reached, ...]:
         """Member k's first reaching of each score in REACH_SCORES, for those it reached."""

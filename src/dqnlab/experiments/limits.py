@@ -5,7 +5,8 @@ a refusal is certain, never a guess:
 
 - the replay memory: min(replay.capacity or run.samples, run.samples)
   transitions of `bytes_per_transition(obs_dim)` bytes (`engine/replay.py`),
-  and one more copy with --save-replay;
+  and, with --save-replay, their copy in the learner's dtypes
+  (`ring_bytes_per_transition`);
 - the network: its parameters (each member's block padded as
   `StackedQNetwork` pads it) x 4 bytes x 4 copies: weights, gradients and
   Adam's two moments (`engine/kernel.py`);
@@ -13,7 +14,8 @@ a refusal is certain, never a guess:
   replay.batch_size rows of every layer) and the backward pass's gradients
   (`kernel.LearnStep`);
 - on disk: weights.pt and run.samples // run.checkpoint_every checkpoints of
-  at least 4 bytes per parameter each (and replay.npz with --save-replay).
+  at least 4 bytes per parameter each (and replay.npz with --save-replay, at
+  least the copy's bytes).
 
 Memory is measured against this machine's physical memory, or the GPU's
 when `run.device` is CUDA; files against the free space of the disk that
@@ -33,7 +35,7 @@ from typing import Any
 from dqnlab.config import Config
 from dqnlab.engine.envs import EnvSpec, make_env
 from dqnlab.engine.network import ALIGN
-from dqnlab.engine.replay import bytes_per_transition
+from dqnlab.engine.replay import bytes_per_transition, ring_bytes_per_transition
 from dqnlab.engine.training import replay_capacity
 from dqnlab.errors import DqnlabError
 
@@ -48,8 +50,8 @@ class Cost:
 
     config: Config
     transitions: int  # replay slots preallocated
-    transition_bytes: int
-    replay_copies: int  # 1, or 2 with --save-replay (the ring is copied out at the end)
+    transition_bytes: int  # in the replay memory
+    saved_bytes: int  # per transition of the copy --save-replay makes at the end (and writes); 0 without
     parameters: int  # floats of the engine's network, padded as StackedQNetwork pads them
     file_parameters: int  # floats in a weights file (unpadded)
     buffer_floats: int  # the learn step's activations and gradients
@@ -57,7 +59,7 @@ class Cost:
 
     @property
     def replay(self) -> int:
-        return self.transitions * self.transition_bytes * self.replay_copies
+        return self.transitions * (self.transition_bytes + self.saved_bytes)
 
     @property
     def network(self) -> int:
@@ -77,8 +79,7 @@ class Cost:
 
     @property
     def disk(self) -> int:
-        replay_file = self.transitions * self.transition_bytes if self.replay_copies > 1 else 0
-        return self.weight_files * self.file_parameters * FLOAT + replay_file
+        return self.weight_files * self.file_parameters * FLOAT + self.transitions * self.saved_bytes
 
 
 def run_cost(config: Config, spec: EnvSpec, save_replay: bool = False) -> Cost:
@@ -92,7 +93,7 @@ def run_cost(config: Config, spec: EnvSpec, save_replay: bool = False) -> Cost:
         config=config,
         transitions=replay_capacity(config),
         transition_bytes=bytes_per_transition(spec.obs_dim),
-        replay_copies=2 if save_replay else 1,
+        saved_bytes=ring_bytes_per_transition(spec.obs_dim) if save_replay else 0,
         parameters=sum(_padded(i * o) + _padded(o) for i, o in layers),
         file_parameters=sum(i * o + o for i, o in layers),
         buffer_floats=2 * batch * sum(widths) + rows * sum(widths[1:]) + spec.obs_dim * widths[1],
@@ -115,8 +116,9 @@ def check_experiment_cost(experiment: Any, backend: str, workers: int, populatio
     """Refuse an experiment whose runs held at once cannot fit in memory, or whose files cannot fit at `out`.
 
     Runs held at once, for each variant's runs still to do: local, one per
-    worker (min(workers, runs)); population, one population (population_size
-    or all of them); ray, a local instance's `workers` CPUs each holding one
+    worker (min(workers, runs)); population, `workers` populations of
+    `population_size` side by side (without one, all of them; on a GPU, one
+    population); ray, a local instance's `workers` CPUs each holding one
     task (one run, or a population of `population_size`). On a Ray cluster
     (`address`) the nodes' memory is not known here, so only the disk is checked.
     """
@@ -130,9 +132,13 @@ def check_experiment_cost(experiment: Any, backend: str, workers: int, populatio
             env.close()
         cost = run_cost(config, specs[config.env])
         todo = sum(not _kept(experiment, variant, seed, out) for seed in experiment.seeds)  # kept runs cost nothing
-        if backend == "population":
+        if backend == "population" and config.run.device.startswith("cuda"):  # one population at a time, on the GPU
             members = min(population_size or todo, todo)
             held, fewer = f"a population of {members:,} seeds of variant {variant.name!r}", "a smaller --population-size"
+        elif backend == "population":  # populations side by side, one per worker process
+            members = min(todo, workers * population_size) if population_size else todo
+            held = f"{members:,} seeds of variant {variant.name!r} in populations side by side on {workers:,} worker(s)"
+            fewer = "fewer --workers or a smaller --population-size" if population_size else "a --population-size"
         elif backend == "ray":
             members = min(todo, workers * (population_size or 1))
             held = f"{members:,} runs of variant {variant.name!r} on a local Ray instance of {workers:,} CPUs"
@@ -173,7 +179,7 @@ def _check_memory(cost: Cost, members: int, held: str, fewer: str) -> None:
     if total <= available:
         return
     config, times = cost.config, f" x {held}" if members > 1 else ""
-    copies = " x 2 copies with --save-replay" if cost.replay_copies > 1 else ""
+    copies = f" + {cost.saved_bytes} bytes copied out with --save-replay" if cost.saved_bytes else ""
     parts = [
         (cost.replay, f"the replay memory would need {_size(cost.replay * members)} ({cost.transitions:,} transitions x "
                       f"{cost.transition_bytes} bytes per transition{copies}{times})", _replay_advice(config)),
@@ -235,10 +241,10 @@ def _check_disk(cost: Cost, members: int, out: str | Path) -> None:
                 f"{_size(cost.file_parameters * FLOAT)} each")  # fmt: skip
     else:
         what = f"weights.pt{runs} would take at least {_size(cost.file_parameters * FLOAT)}"
-    if cost.replay_copies > 1:
-        what += f", and replay.npz at least {_size(cost.transitions * cost.transition_bytes)}"
+    if cost.saved_bytes:
+        what += f", and replay.npz at least {_size(cost.transitions * cost.saved_bytes)}"
     advice = "raise run.checkpoint_every or choose an --out with more space" if every else "choose an --out with more space"
-    one_file = not every and members == 1 and cost.replay_copies <= 1
+    one_file = not every and members == 1 and not cost.saved_bytes
     _refuse_disk(cost.disk * members, Path(out), what, advice, total=not one_file)
 
 

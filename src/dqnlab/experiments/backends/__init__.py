@@ -1,7 +1,7 @@
 """The backends that run a sweep's tasks, behind one interface: `backend.run(tasks, on_event)`.
 
 - `local`: worker processes, one run each at a time, one torch thread each;
-- `population`: each variant's seeds as populations trained in this process;
+- `population`: each variant's seeds as populations, on worker processes, one torch thread each;
 - `cluster`: Ray tasks, one run or one population each, on a cluster or a local Ray instance.
 
 Every backend writes ordinary run directories and reports typed events
@@ -45,31 +45,51 @@ class Local:
         return f"on {min(self.workers, max(len(tasks), 1))} worker(s)"
 
     def run(self, tasks: list[RunTask], on_event: OnEvent) -> None:
-        from dqnlab.experiments.backends.local import run_local
+        from dqnlab.experiments.backends.local import Unit, run_local
 
         if min(self.workers, len(tasks)) > (os.cpu_count() or 1):  # runs share cores: their seconds are not one agent's
             tasks = [dataclasses.replace(task, clock="shared") for task in tasks]
-        run_local(tasks, self.workers, on_event)
+        run_local([Unit([task], population=False) for task in tasks], self.workers, on_event)
 
 
 @dataclasses.dataclass(frozen=True)
 class Population:
-    size: int | None  # most seeds per population; None: all seeds of a variant
-    threads: int
+    size: int | None  # most seeds per population; None: each variant's seeds cut into one population per worker
+    workers: int  # processes side by side, one torch thread each
 
     def session(self, devices: set[str]) -> ContextManager[Any]:
         return _on_this_machine(devices)
 
     def describe(self, tasks: list[RunTask]) -> str:
-        from dqnlab.experiments.backends.population import populations
-
-        chunks = populations(tasks, self.size)
-        return f"as {len(chunks)} population(s) of up to {max((len(c) for c in chunks), default=0)} seeds on {self.threads} thread(s)"
+        chunks = self._populations(tasks)
+        processes = self._processes(tasks, chunks)
+        where = "in this process" if processes == 1 else f"on {processes} worker processes"
+        return f"as {len(chunks)} population(s) of up to {max((len(c) for c in chunks), default=0)} seeds {where}, one thread each"
 
     def run(self, tasks: list[RunTask], on_event: OnEvent) -> None:
+        from dqnlab.experiments.backends.local import Unit, run_local
         from dqnlab.experiments.backends.population import run_populations
 
-        run_populations(tasks, on_event, self.size, self.threads)
+        if min(self.workers, len(tasks)) > (os.cpu_count() or 1):  # populations share cores: no run has its own clock
+            tasks = [dataclasses.replace(task, clock="shared") for task in tasks]
+        chunks = self._populations(tasks)
+        if self._processes(tasks, chunks) == 1:
+            run_populations(chunks, on_event)
+        else:
+            run_local([Unit(chunk, population=True) for chunk in chunks], self.workers, on_event, progress_every=500)
+
+    def _populations(self, tasks: list[RunTask]) -> list[list[RunTask]]:
+        from dqnlab.experiments.backends.population import populations
+
+        return populations(tasks, self.size, parts=1 if _on_gpu(tasks) else self.workers)
+
+    def _processes(self, tasks: list[RunTask], chunks: list[list[RunTask]]) -> int:
+        """Worker processes: one per population up to `workers`; none (this process) with one, or on a GPU."""
+        return 1 if _on_gpu(tasks) else max(1, min(self.workers, len(chunks)))
+
+
+def _on_gpu(tasks: list[RunTask]) -> bool:
+    return any(task.config.run.device.startswith("cuda") for task in tasks)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -101,7 +101,7 @@ def _execute(tasks: list[RunTask], population: bool, fault: bool) -> list[tuple[
                 elif isinstance(message, Advanced):
                     progress(message.samples)
 
-            run_populations(local, event, threads=1)
+            run_populations([local], event)
             results = [outcomes[t.key] for t in local]
         else:
             results = [run_task(t, progress) for t in local]

@@ -1,11 +1,19 @@
 """The embedded backend: local worker processes, one torch thread each.
 
 Workers are long-lived spawned processes, so torch is imported once per
-worker, not once per run. The parent hands each worker one task at a time
-over its own pipe and so always knows which run a worker holds; workers
-answer on the same pipe ("progress", "done"). If a worker process dies
-(killed, out of memory, a crash in native code), the parent reports the run it
-held as failed (the sweep marks it) and starts a replacement, so the sweep goes on.
+worker, not once per run. The parent hands each worker one unit of work at a
+time over its own pipe, one run (the local backend) or one population (the
+population backend), and so always knows which runs a worker holds; workers
+answer on the same pipe with events, then `None` when the unit is done. If a
+worker process dies (killed, out of memory, a crash in native code), the
+parent reports the runs it held and had not finished as failed (the sweep
+marks them) and starts a replacement, so the sweep goes on.
+
+One thread per process, not one process on many threads: on a machine
+shared with other work, oversubscribed OpenMP threads spin and a
+many-threaded population loses most of its speed, while single-threaded
+processes lose only the share of the cores the other work takes
+(benchmarks/RESULTS.md, "Under load").
 """
 
 from __future__ import annotations
@@ -15,12 +23,14 @@ import multiprocessing
 import os
 import signal
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from dqnlab.experiments.events import Advanced, Finished, OnEvent, Started
+from dqnlab.experiments.backends.population import population_key, run_population
+from dqnlab.experiments.events import Advanced, Ended, Finished, OnEvent, Started
 from dqnlab.experiments.runner import RunTask, run_task
+from dqnlab.rundir.disk import DiskError
 
 FAULT_VARIABLE = "DQNLAB_KILL_WORKER_AT"  # a run key; its worker process exits abruptly (fault injection)
 
@@ -31,15 +41,46 @@ def _worker(connection: Connection, progress_every: int, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it terminates us
     _die_with_parent(parent)
     torch.set_num_threads(1)  # one thread per worker: workers, not threads, fill the cores
-    while (task := connection.recv()) is not None:
-        if os.environ.get(FAULT_VARIABLE) == task.key:  # tests kill a worker mid-sweep this way
+    while (unit := connection.recv()) is not None:
+        if any(os.environ.get(FAULT_VARIABLE) == task.key for task in unit.tasks):  # tests kill a worker mid-sweep this way
             os._exit(70)
+        run_unit(unit, connection.send, progress_every)
+        connection.send(None)  # free for the next unit
 
-        def progress(samples: int, key: str = task.key) -> None:
-            if samples % progress_every == 0:
-                connection.send(Advanced(key, samples))
 
-        connection.send(Finished(task.key, run_task(task, progress)))
+@dataclass(frozen=True)
+class Unit:
+    """What one worker runs at a time: one run, or the runs of one population."""
+
+    tasks: list[RunTask]
+    population: bool
+
+    @property
+    def key(self) -> str:
+        return population_key(self.tasks) if self.population else self.tasks[0].key
+
+
+def run_unit(unit: Unit, on_event: OnEvent, progress_every: int) -> None:
+    """Train one unit in a worker, reporting its events (a run's Started comes from the parent).
+
+    A disk error ends the unit as each run's failed outcome marked `disk`, on
+    which the parent stops the sweep (`runner.raise_disk_error`), as `run_task`
+    reports it for one run.
+    """
+    if unit.population:
+        try:
+            run_population(unit.tasks, on_event, progress_every)
+        except DiskError as error:
+            for task in unit.tasks:
+                on_event(Finished(task.key, {"status": "failed", "error": str(error), "disk": True}))
+        return
+    task = unit.tasks[0]
+
+    def progress(samples: int) -> None:
+        if samples % progress_every == 0:
+            on_event(Advanced(task.key, samples))
+
+    on_event(Finished(task.key, run_task(task, progress)))
 
 
 def _die_with_parent(parent: int) -> None:
@@ -62,13 +103,14 @@ def _die_with_parent(parent: int) -> None:
 class _Slot:
     process: Any
     connection: Connection
-    task: RunTask | None = None
+    unit: Unit | None = None
+    finished: set[str] = field(default_factory=set)  # keys of the unit's runs that reported Finished
 
 
-def run_local(tasks: list[RunTask], workers: int, on_event: OnEvent, progress_every: int = 2000) -> None:
-    """Execute `tasks` on `workers` processes; call `on_event` in this process for every event."""
+def run_local(units: list[Unit], workers: int, on_event: OnEvent, progress_every: int = 2000) -> None:
+    """Execute `units` on `workers` processes; call `on_event` in this process for every event."""
     context = multiprocessing.get_context("spawn")
-    queue = deque(tasks)
+    queue = deque(units)
 
     def start_slot() -> _Slot:
         parent, child = context.Pipe()
@@ -78,22 +120,22 @@ def run_local(tasks: list[RunTask], workers: int, on_event: OnEvent, progress_ev
         return _Slot(process, parent)
 
     def assign(slot: _Slot) -> None:
-        slot.task = queue.popleft() if queue else None
-        slot.connection.send(slot.task)  # None: the worker stops
-        if slot.task is not None:
-            on_event(Started(slot.task.key))
+        slot.unit, slot.finished = (queue.popleft() if queue else None), set()
+        slot.connection.send(slot.unit)  # None: the worker stops
+        if slot.unit is not None and not slot.unit.population:
+            on_event(Started(slot.unit.key))  # a population reports its own
 
-    slots = [start_slot() for _ in range(max(0, min(workers, len(tasks))))]
+    slots = [start_slot() for _ in range(max(0, min(workers, len(units))))]
     try:
         for slot in slots:
             assign(slot)
-        while busy := [slot for slot in slots if slot.task is not None]:
+        while busy := [slot for slot in slots if slot.unit is not None]:
             ready = set(wait([s.connection for s in busy] + [s.process.sentinel for s in busy]))
             for slot in busy:
                 if slot.connection not in ready and slot.process.sentinel not in ready:
                     continue
                 state = _receive(slot, on_event)
-                if state == "finished":
+                if state == "free":
                     assign(slot)
                 elif state == "dead":
                     _bury(slot, on_event)
@@ -101,23 +143,31 @@ def run_local(tasks: list[RunTask], workers: int, on_event: OnEvent, progress_ev
                     assign(replacement)
     finally:
         for slot in slots:
-            slot.process.join(timeout=5) if slot.task is None else slot.process.terminate()
+            slot.process.join(timeout=5) if slot.unit is None else slot.process.terminate()
 
 
 def _receive(slot: _Slot, on_event: OnEvent) -> str:
-    """Pass on one event; "finished" (the worker is free), "busy", or "dead" when its end of the pipe is gone."""
+    """Pass on one event; "free" (the worker finished its unit), "busy", or "dead" when its end of the pipe is gone."""
     try:
         if not slot.connection.poll():
             return "busy" if slot.process.is_alive() else "dead"
         message = slot.connection.recv()
     except (EOFError, OSError):
         return "dead"
+    if message is None:
+        return "free"
+    if isinstance(message, Finished):
+        slot.finished.add(message.key)
     on_event(message)
-    return "finished" if isinstance(message, Finished) else "busy"
+    return "busy"
 
 
 def _bury(slot: _Slot, on_event: OnEvent) -> None:
-    """A worker died holding a run: report that run failed."""
+    """A worker died holding a unit: report its unfinished runs failed."""
     reason = f"worker process died (exit code {slot.process.exitcode})"
-    on_event(Finished(slot.task.key, {"status": "failed", "error": reason}))
+    for task in slot.unit.tasks:
+        if task.key not in slot.finished:
+            on_event(Finished(task.key, {"status": "failed", "error": reason}))
+    if slot.unit.population:
+        on_event(Ended(slot.unit.key))
     slot.connection.close()

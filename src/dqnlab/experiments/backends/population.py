@@ -1,9 +1,13 @@
 """The population backend: each variant's seeds train together as populations.
 
 The tasks of one variant (the runs still to do) are cut into populations of
-at most `size` members; each population is one `train_population` call (the
-engine every backend uses, here with N > 1) in this process, using all the
-torch threads it is given (or the GPU that `run.device` names). Members write
+at most `size` members (by default, as many populations as there are worker
+processes, of near-equal size); each population is one `train_population`
+call (the engine every backend uses, here with N > 1) on one torch thread.
+With one worker the populations train one after another in this process;
+with more, on that many worker processes side by side (`local.run_local`),
+one thread each. On a GPU (`run.device` cuda) they train in this process,
+one after another. Members write
 ordinary run directories through `RunWriter`, exactly as single runs do, so
 resume, `report` and everything downstream read them unchanged. A
 population that raises reports each of its members failed and the sweep goes
@@ -27,12 +31,13 @@ from dqnlab.rundir.disk import DiskError
 from dqnlab.rundir.writer import RunWriter
 
 
-def populations(tasks: list[RunTask], size: int | None = None) -> list[list[RunTask]]:
-    """The tasks grouped by variant (in order), each group cut into chunks of at most `size`."""
+def populations(tasks: list[RunTask], size: int | None = None, parts: int = 1) -> list[list[RunTask]]:
+    """The tasks grouped by variant (in order), each group cut into chunks of at most `size`
+    (None: into `parts` chunks of near-equal size)."""
     chunks = []
     for _, group in groupby(tasks, key=lambda task: task.variant):
         members = list(group)
-        step = size or len(members)
+        step = size or -(-len(members) // max(1, min(parts, len(members))))
         chunks += [members[i : i + step] for i in range(0, len(members), step)]
     return chunks
 
@@ -42,25 +47,20 @@ def population_key(members: list[RunTask]) -> str:
     return f"{members[0].variant}/{len(seeds)} seeds" if len(seeds) > 1 else members[0].key
 
 
-def run_populations(
-    tasks: list[RunTask],
-    on_event: OnEvent,
-    size: int | None = None,
-    threads: int | None = None,
-    progress_every: int = 500,
-) -> None:
-    """Execute `tasks` as populations: Started, Advanced and Ended per population, Finished per member."""
+def run_populations(chunks: list[list[RunTask]], on_event: OnEvent, progress_every: int = 500) -> None:
+    """Train populations one after another in this process, on one torch thread: Started, Advanced and
+    Ended per population, Finished per member."""
     previous = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(1)
     try:
-        for members in populations(tasks, size):
-            _run_one(members, on_event, progress_every)
+        for members in chunks:
+            run_population(members, on_event, progress_every)
     finally:
         torch.set_num_threads(previous)
 
 
-def _run_one(members: list[RunTask], on_event: OnEvent, progress_every: int) -> None:
+def run_population(members: list[RunTask], on_event: OnEvent, progress_every: int) -> None:
+    """Train one population into its members' run directories, reporting its events."""
     key = population_key(members)
     writers = []
     for task in members:
@@ -86,7 +86,8 @@ def _run_one(members: list[RunTask], on_event: OnEvent, progress_every: int) -> 
             writer.close()
             on_event(Finished(task.key, {"status": "failed", "error": f"{type(error).__name__}: {error}"}))
     else:
-        clock = "shared" if len(members) > 1 or torch.get_num_threads() > 1 else "own"
+        alone = len(members) == 1 and members[0].clock == "own" and torch.get_num_threads() == 1
+        clock = "own" if alone else "shared"
         for task, writer, result in zip(members, writers, results):
             on_event(Finished(task.key, finish(writer, result, backend="population", clock=clock)))
     on_event(Ended(key))
