@@ -82,11 +82,12 @@ def run_jax_cell(args: argparse.Namespace, agent: str, members: int) -> dict:
     return json.loads(output.stdout.strip().splitlines()[-1])
 
 
-def run_dqnlab_cell(args: argparse.Namespace, agent: str, members: int) -> float:
-    """One dqnlab cell in a fresh pinned process: its member-steps per second."""
+def run_dqnlab_cell(args: argparse.Namespace, agent: str, members: int, source: str | None = None) -> float:
+    """One dqnlab cell in a fresh pinned process: its member-steps per second (`source`: another dqnlab's src folder)."""
     command = ["taskset", "-c", args.cores, sys.executable, __file__, "--dqnlab-cell", f"{agent},{members}",
                "--steps", str(args.steps), "--skip", str(args.skip)]  # fmt: skip
-    output = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True, env={**os.environ, **ONE_THREAD})
+    env = {**os.environ, **ONE_THREAD, **({"PYTHONPATH": source} if source else {})}
+    output = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True, env=env)
     return json.loads(output.stdout.strip().splitlines()[-1])
 
 
@@ -105,20 +106,23 @@ def machine_line(jax_version: str) -> str:
     )
 
 
-def print_table(args: argparse.Namespace, sizes: list[int], jax_cells: dict, dqnlab_rates: dict) -> None:
+def print_table(args: argparse.Namespace, agents: list[str], sizes: list[int], jax_cells: dict, dqnlab_rates: dict,
+                baseline_rates: dict) -> None:  # fmt: skip
     load = f", one busy process on core {args.load_core}" if args.load else ""
     print(f"member-steps per second, {args.steps} steps per member, taskset -c {args.cores}, one thread{load}; "
           f"median of {args.repeats} (dqnlab: steady state from sample {args.skip}; JAX: the whole compiled run)\n")  # fmt: skip
-    print("| agent | N | JAX member-steps/s | dqnlab member-steps/s | dqnlab / JAX |")
-    print("|---|--:|--:|--:|--:|")
-    for agent in AGENTS:
+    extra = " dqnlab at --baseline |" if baseline_rates else ""
+    print(f"| agent | N | JAX member-steps/s |{extra} dqnlab member-steps/s | dqnlab / JAX |")
+    print("|---|--:|--:|--:|--:|" + ("--:|" if baseline_rates else ""))
+    for agent in agents:
         for n in sizes:
             jax_rate = statistics.median(cell["member_steps_per_second"] for cell in jax_cells[(agent, n)])
             dqnlab = statistics.median(dqnlab_rates[(agent, n)])
-            print(f"| {agent} | {n} | {jax_rate:,.0f} | {dqnlab:,.0f} | {dqnlab / jax_rate:.2f} |")
+            before = f" {statistics.median(baseline_rates[(agent, n)]):,.0f} |" if baseline_rates else ""
+            print(f"| {agent} | {n} | {jax_rate:,.0f} |{before} {dqnlab:,.0f} | {dqnlab / jax_rate:.2f} |")
     compile_times = ", ".join(
         f"{agent} N={n}: {statistics.median(cell['compile_seconds'] for cell in jax_cells[(agent, n)]):.1f}"
-        for agent in AGENTS
+        for agent in agents
         for n in sizes
     )
     print(f"\nJAX compile seconds (median, not in the rates): {compile_times}")
@@ -134,6 +138,8 @@ def main() -> None:
     parser.add_argument("--cores", default="0", help="taskset core list for every cell")
     parser.add_argument("--load", action="store_true", help="run one busy process on --load-core during the cells")
     parser.add_argument("--load-core", default="1", help="taskset core list of the --load process")
+    parser.add_argument("--agents", default=",".join(AGENTS), help="agents, comma-separated: " + ", ".join(AGENTS))
+    parser.add_argument("--baseline", help="another dqnlab's src folder (e.g. a git worktree of an older commit), timed in a column of its own")
     parser.add_argument("--dqnlab-cell", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.dqnlab_cell:
@@ -141,22 +147,25 @@ def main() -> None:
         print(json.dumps(dqnlab_rate(agent, int(members), args.steps, args.skip)))
         return
 
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes, agents = [int(s) for s in args.sizes.split(",")], args.agents.split(",")
     jax_cells: dict[tuple[str, int], list[dict]] = {}
     dqnlab_rates: dict[tuple[str, int], list[float]] = {}
+    baseline_rates: dict[tuple[str, int], list[float]] = {}
     load = start_load(args.load_core) if args.load else None
     try:
         for _ in range(args.repeats):  # cells interleaved over rounds
-            for agent in AGENTS:
+            for agent in agents:
                 for n in sizes:
                     jax_cells.setdefault((agent, n), []).append(run_jax_cell(args, agent, n))
                     dqnlab_rates.setdefault((agent, n), []).append(run_dqnlab_cell(args, agent, n))
+                    if args.baseline:
+                        baseline_rates.setdefault((agent, n), []).append(run_dqnlab_cell(args, agent, n, args.baseline))
     finally:
         if load is not None:
             load.terminate()
             load.wait()
-    print(machine_line(jax_cells[(AGENTS[0], sizes[0])][0]["jax"]))
-    print_table(args, sizes, jax_cells, dqnlab_rates)
+    print(machine_line(jax_cells[(agents[0], sizes[0])][0]["jax"]))
+    print_table(args, agents, sizes, jax_cells, dqnlab_rates, baseline_rates)
 
 
 if __name__ == "__main__":
