@@ -14,6 +14,7 @@ from dqnlab.analysis import metrics
 from dqnlab.analysis.clocks import OWN
 from dqnlab.cli import cli
 from dqnlab.api import compare
+from dqnlab.experiments.backends import Population
 from dqnlab.experiments.backends.local import FAULT_VARIABLE
 from dqnlab.experiments.backends.population import populations
 from dqnlab.experiments.runner import plan
@@ -124,6 +125,16 @@ def test_populations_are_cut_by_variant_and_size():
     tasks = plan(tiny_experiment(seeds=5), __import__("pathlib").Path("/nonexistent")).tasks
     sizes = [(chunk[0].variant, len(chunk)) for chunk in populations(tasks, size=2)]
     assert sizes == [("naive", 2), ("naive", 2), ("naive", 1), ("replay", 2), ("replay", 2), ("replay", 1)]
+    parts = [(chunk[0].variant, len(chunk)) for chunk in populations(tasks, parts=2)]  # one per worker: near-equal
+    assert parts == [("naive", 3), ("naive", 2), ("replay", 3), ("replay", 2)]
+    assert [len(chunk) for chunk in populations(tasks[:1], parts=4)] == [1]  # never an empty population
+
+
+def test_the_population_backend_says_how_it_will_run():
+    tasks = plan(tiny_experiment(seeds=5), __import__("pathlib").Path("/nonexistent")).tasks
+    assert Population(None, 2).describe(tasks) == "as 4 population(s) of up to 3 seeds on 2 worker processes, one thread each"
+    assert Population(None, 1).describe(tasks) == "as 2 population(s) of up to 5 seeds in this process, one thread each"
+    assert Population(2, 3).describe(tasks) == "as 6 population(s) of up to 2 seeds on 3 worker processes, one thread each"
 
 
 def test_a_crashing_population_marks_its_members_failed(tmp_path, monkeypatch):
