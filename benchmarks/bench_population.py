@@ -4,10 +4,10 @@ For each network (64x64 and the tutorial's 1024x512, the replay agent of the
 tutorial preset otherwise) and each N:
 
 - population: one process with `--threads` torch threads (default: every
-  core) trains N members with `dqnlab.population.training.train_population`;
+  core) trains N members with `dqnlab.engine.training.train_population`;
 - single: min(N, cores) processes side by side, one torch thread each (the
   local backend's layout), each training one ordinary run with
-  `dqnlab.training.train`; N single runs take N / min(N, cores) rounds of this.
+  `dqnlab.engine.training.train`; N single runs take N / min(N, cores) rounds of this.
 
 Throughput is aggregate member-steps (environment transitions, each with its
 learn step) per second, measured in the steady state: from sample `--skip`

@@ -3,10 +3,10 @@
 A single run is a population of one; the local, population and Ray backends
 all train through `training.train_population`. Each concept is written once:
 
-    cartpole   CartPole-v1's physics on tensors
+    cartpole   CartPole-v1's physics on NumPy arrays (the CPU) or torch tensors (a GPU)
     envs       checking a Gymnasium id; one environment per member, stepped together
     network    QNetwork (one network) and StackedQNetwork (N, in one flat buffer)
-    replay     N replay rings in one set of tensors; Ring, one member's copy (no files: rundir writes them)
+    replay     N replay rings in one tensor of packed rows; Ring, one member's copy (no files: rundir writes them)
     learner    epsilon-greedy acting and the TD update: the readable reference
     kernel     the same TD update written out by hand, the one training runs
     evaluation greedy episodes: training's evaluations and `dqnlab play`
