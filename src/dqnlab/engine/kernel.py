@@ -110,7 +110,7 @@ class LearnStep:
         self.grad_first = self.grad_first_t.transpose(1, 2)  # (N, width, obs_dim)
         self.scale = torch.tensor(2.0 / b if self.loss == "mse" else 1.0 / b, **options)  # d loss / d error
         self.zero = torch.zeros((), **options)
-        self.minus_gamma = torch.tensor(-self.gamma, **options)
+        self.gamma_t = torch.tensor(self.gamma, **options)
 
     @torch.no_grad()
     def __call__(self, batch: Batch, alive: torch.Tensor | None = None) -> torch.Tensor:
@@ -137,8 +137,8 @@ class LearnStep:
         action = batch.action.unsqueeze(2)  # (N, B, 1)
         q_taken = self.q_obs.gather(2, action).squeeze(2)  # (N, B)
         next_value, best = self.q_next.max(dim=2)  # (N, B) each: max_a' Q(s', a') and its argmax
-        minus_bootstrap = torch.where(batch.terminated, self.zero, self.minus_gamma)  # (N, B): -gamma, 0 at termination
-        error = q_taken - torch.addcmul(batch.reward, minus_bootstrap, next_value, value=-1)  # (N, B): Q(s, a) - target
+        bootstrap = torch.where(batch.terminated, self.zero, self.gamma_t)  # (N, B): gamma, 0 at termination
+        error = q_taken - (batch.reward + bootstrap * next_value)  # (N, B): Q(s, a) - target
         weight = self.scale if alive is None else torch.where(alive, self.scale, self.zero).unsqueeze(1)  # (N, 1) or ()
         if self.loss == "mse":
             losses = (error * error).sum(dim=1).div_(self.batch)  # (N,): the mean, in two cheap kernels
@@ -150,7 +150,7 @@ class LearnStep:
         self.dh[-1].zero_()  # (N, rows, A)
         self.dq_obs.scatter_(2, action, grad.unsqueeze(2))  # into Q(s, a)
         if self.full:  # and, the tutorial's way, into max Q(s') with the opposite sign
-            self.dq_next.scatter_(2, best.unsqueeze(2), grad.mul_(minus_bootstrap).unsqueeze(2))
+            self.dq_next.scatter_(2, best.unsqueeze(2), grad.mul_(bootstrap).neg_().unsqueeze(2))
         return losses
 
     def backward(self) -> None:
