@@ -47,8 +47,7 @@ class Local:
     def run(self, tasks: list[RunTask], on_event: OnEvent) -> None:
         from dqnlab.experiments.backends.local import Unit, run_local
 
-        if min(self.workers, len(tasks)) > (os.cpu_count() or 1):  # runs share cores: their seconds are not one agent's
-            tasks = [dataclasses.replace(task, clock="shared") for task in tasks]
+        tasks = _sharing_cores(tasks, self.workers)
         run_local([Unit([task], population=False) for task in tasks], self.workers, on_event)
 
 
@@ -70,8 +69,7 @@ class Population:
         from dqnlab.experiments.backends.local import Unit, run_local
         from dqnlab.experiments.backends.population import run_populations
 
-        if min(self.workers, len(tasks)) > (os.cpu_count() or 1):  # populations share cores: no run has its own clock
-            tasks = [dataclasses.replace(task, clock="shared") for task in tasks]
+        tasks = _sharing_cores(tasks, self.workers)
         chunks = self._populations(tasks)
         if self._processes(tasks, chunks) == 1:
             run_populations(chunks, on_event)
@@ -86,6 +84,13 @@ class Population:
     def _processes(self, tasks: list[RunTask], chunks: list[list[RunTask]]) -> int:
         """Worker processes: one per population up to `workers`; none (this process) with one, or on a GPU."""
         return 1 if _on_gpu(tasks) else max(1, min(self.workers, len(chunks)))
+
+
+def _sharing_cores(tasks: list[RunTask], workers: int) -> list[RunTask]:
+    """The tasks, marked as sharing a clock when more workers than cores run them: their seconds are not one agent's."""
+    if min(workers, len(tasks)) > (os.cpu_count() or 1):
+        return [dataclasses.replace(task, clock="shared") for task in tasks]
+    return tasks
 
 
 def _on_gpu(tasks: list[RunTask]) -> bool:
