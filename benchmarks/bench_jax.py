@@ -37,9 +37,7 @@ import platform
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Callable
 
 JAX_SCRIPT = Path(__file__).with_name("jax_population.py")
 AGENTS = ("replay", "naive")
@@ -50,18 +48,11 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THRE
 # ---------------------------------------------------------------- the dqnlab cell (a subprocess)
 
 
-def steady_rate(train: Callable[[Callable[[int], None]], object], skip: int, members: int) -> float:
-    """Member-steps per second between sample `skip` and the last progress report."""
-    stamps: dict[int, float] = {}
-    train(lambda samples: stamps.setdefault(samples, time.perf_counter()))
-    first, last = min(s for s in stamps if s >= skip), max(stamps)
-    return members * (last - first) / (stamps[last] - stamps[first])
-
-
 def dqnlab_rate(agent: str, members: int, steps: int, skip: int) -> float:
     """dqnlab's steady member-steps per second for N members of the quick preset, on one torch thread."""
     import torch
 
+    from bench_population import steady_rate  # this folder's shared measure of the steady state
     from dqnlab.config import resolve
     from dqnlab.engine.training import train_population
 
