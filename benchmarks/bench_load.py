@@ -27,8 +27,7 @@ import subprocess
 import sys
 import time
 
-LOAD_LOOP = "import numpy as np\na = np.random.rand(512, 512)\nwhile True:\n    a @ a"
-ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+from bench_jax import LOAD_LOOP, ONE_THREAD  # the same busy process and one-thread settings as the JAX comparison
 
 
 def train_cell(seeds: range, samples: int, threads: int) -> dict[str, float]:
