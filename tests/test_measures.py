@@ -119,6 +119,21 @@ def test_the_ledger_records_the_sample_at_which_a_running_score_first_reached_20
     assert ledger.episodes[0][0].terminated == 1
 
 
+def test_a_diverged_member_stops_its_books_and_reaches_nothing_more():
+    """The ledger's short way (every member alive) and its long way (one stopped) book the same things."""
+    ledger = Ledger(2, samples=1000)
+    ones, never = np.ones(2), np.zeros(2, dtype=bool)
+    for sample in range(1, 601):
+        if sample >= 2:  # a learn step from sample 2 on; member 1's loss stops being finite at sample 100
+            loss = np.array([0.5, np.nan if sample == 100 else 0.5])
+            assert ledger.learned(loss, sample, sample / 100) == ([1] if sample == 100 else [])
+        ledger.stepped(ones, never, never, sample, sample / 100, None)
+    assert [(r.score, r.samples) for r in ledger.reached_by(0)] == [(200.0, 200), (500.0, 500)]
+    assert ledger.reached_by(1) == () and ledger.score[1] == 99.0  # its account stays as it stopped
+    assert ledger.learn_steps.tolist() == [599, 99] and ledger.divergences[1].sample == 100
+    assert ledger.all_alive is False and ledger.stopped_at.tolist() == [1000, 100]
+
+
 def test_a_run_that_never_reaches_200_is_infinitely_late():
     values = measures_of(history([20] * 1000))
     assert values["samples_to_200"] == math.inf and math.isnan(values["collapse_rate"])
