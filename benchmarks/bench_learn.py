@@ -49,7 +49,7 @@ def measure(batch: int, kernel: bool, steps: int, threads: int) -> dict:
         optimizer = make_optimizer(network.parameters(), config.lr)
 
         def learn(b, alive):
-            loss = td_loss(network, Batch(*(field[0] for field in b)), config.gamma, config.td_gradient, config.loss)
+            loss = td_loss(network, Batch(*(None if field is None else field[0] for field in b)), config.gamma, config.td_gradient, config.loss)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

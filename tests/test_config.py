@@ -107,6 +107,18 @@ def test_bad_overrides_name_the_key(override, fragment):
         ('run.device="tpu"', "run.device must be cpu, cuda or cuda:N"),
         ("network.hidden=[]", "network.hidden must be one or more"),
         ("network.hidden=[0]", "network.hidden must be one or more"),
+        ("learner.epsilon_final=1.5", "learner.epsilon_final must be in"),
+        ("learner.epsilon_decay_samples=0", "learner.epsilon_decay_samples must be >= 1"),
+        ('learner.target_update="soft"', "learner.target_update must be one of none, hard, polyak"),
+        ("learner.target_every=0", "learner.target_every must be >= 1"),
+        ("learner.target_tau=0", "learner.target_tau must be in"),
+        ("learner.target_tau=1.5", "learner.target_tau must be in"),
+        ('learner.target_update="hard"', "learner.td_gradient must be semi with a target network"),
+        ("learner.double=true", "learner.td_gradient must be semi with learner.double"),
+        ("learner.n_step=0", "learner.n_step must be >= 1"),
+        ("replay.priority_alpha=-1", "replay.priority_alpha must be >= 0"),
+        ("replay.priority_beta=1.5", "replay.priority_beta must be in"),
+        ("replay.priority_epsilon=0", "replay.priority_epsilon must be > 0"),
     ],
 )
 def test_out_of_range_values_are_refused(override, fragment):
@@ -125,6 +137,28 @@ def test_warmup_above_a_bounded_capacity_is_refused():
 def test_capacity_below_batch_size_is_refused(replacement):
     with pytest.raises(DqnlabError, match="replay.capacity must be >= replay.batch_size; got 10"):
         resolve("tutorial", overrides=[f"replay.with_replacement={replacement}", "replay.capacity=10", "replay.warmup=10"])
+
+
+def test_prioritized_replay_draws_with_replacement():
+    with pytest.raises(DqnlabError, match=r"replay.with_replacement must be true with replay.prioritized \(.*\); got False"):
+        resolve("tutorial", overrides=["replay.prioritized=true", "replay.with_replacement=false"])
+
+
+def test_an_n_step_return_needs_n_stored_transitions():
+    with pytest.raises(DqnlabError, match="replay.capacity must be >= learner.n_step .*; got 1"):
+        resolve("tutorial", "naive", overrides=["learner.n_step=3"])
+    assert resolve("tutorial", "naive", overrides=["learner.n_step=1"]).learner.n_step == 1
+
+
+def test_the_standard_preset_is_standard_dqn_and_the_tutorial_preset_has_no_option_on():
+    standard, tutorial = preset("standard"), preset("tutorial")
+    assert (standard.learner.td_gradient, standard.learner.loss, standard.learner.gamma) == ("semi", "huber", 0.99)
+    assert (standard.learner.target_update, standard.learner.target_every) == ("hard", 500)
+    assert (standard.learner.epsilon, standard.learner.epsilon_final, standard.learner.epsilon_decay_samples) == (1.0, 0.05, 10_000)
+    assert standard.env.max_episode_steps == 500 and standard.replay.capacity == 50_000
+    learner, replay = tutorial.learner, tutorial.replay
+    assert (learner.target_update, learner.double, learner.n_step, learner.epsilon_final) == ("none", False, 1, None)
+    assert (replay.prioritized, replay.combined) == (False, False)
 
 
 def test_without_replacement_needs_enough_transitions():

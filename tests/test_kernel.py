@@ -13,6 +13,7 @@ from dqnlab.engine.kernel import FusedAdam, LearnStep
 from dqnlab.engine.learner import Learner, make_optimizer, reference_step
 from dqnlab.engine.network import StackedQNetwork, build_network
 from dqnlab.engine.replay import Batch
+from dqnlab.engine.target import TargetNetwork
 
 # The kernel's forward over [obs; next_obs] sums in another order than autograd's two
 # forwards, so after 300 updates the parameters agree to compounded float rounding.
@@ -36,7 +37,7 @@ def random_batch(rng, shape, obs_dim=4, n_actions=2):
 
 
 def member_batch(batch, k):
-    return Batch(*(field[k : k + 1] for field in batch))
+    return Batch(*(None if field is None else field[k : k + 1] for field in batch))
 
 
 @pytest.mark.parametrize("td_gradient", ["full", "semi"])
@@ -117,3 +118,116 @@ def test_a_diverged_member_cannot_touch_the_others():
     for k in (0, 2):
         for a, b in zip(poisoned.network.member(k).parameters(), clean.network.member(k).parameters()):
             assert torch.equal(a, b)
+
+
+# Each replay-lab option changes the TD head only; the kernel must still make autograd's update.
+OPTIONS = {
+    "plain": {},
+    "hard target": {"target_update": "hard", "target_every": 7},
+    "polyak target": {"target_update": "polyak", "target_tau": 0.1},
+    "double with target": {"target_update": "hard", "target_every": 7, "double": True},
+    "double alone": {"double": True},
+}
+
+
+def with_extras(batch, rng, extras):
+    """`batch` with n-step discounts (gamma^m, 0 at termination) and/or importance weights in (0, 1]."""
+    shape = batch.reward.shape
+    if extras in ("discount", "both"):
+        steps = torch.as_tensor(rng.integers(1, 4, size=shape))  # (N, B): m in 1..3
+        batch = batch._replace(discount=torch.where(batch.terminated, 0.0, 0.9**steps).float())
+    if extras in ("weight", "both"):
+        batch = batch._replace(weight=torch.as_tensor(rng.uniform(0.05, 1.0, size=shape), dtype=torch.float32))
+    return batch
+
+
+@pytest.mark.parametrize("option", OPTIONS)
+@pytest.mark.parametrize("loss", ["mse", "huber"])
+@pytest.mark.parametrize("extras", ["none", "discount", "weight", "both"])
+def test_the_kernel_makes_the_reference_update_with_each_option(option, loss, extras):
+    """100 updates of 3 members, semi-gradient, with a target network, double DQN, n-step discounts, importance weights."""
+    config = LearnerConfig(lr=1e-3, gamma=0.9, td_gradient="semi", loss=loss, **OPTIONS[option])
+    fast, slow = StackedQNetwork(networks(3)), StackedQNetwork(networks(3))
+    kernel, optimizer = LearnStep(fast, config, 16, keep_errors=True), make_optimizer([slow.params], config.lr)
+    target = None if config.target_update == "none" else TargetNetwork(slow, config)
+    rng, alive = np.random.default_rng(3), torch.ones(3, dtype=torch.bool)
+    for _ in range(100):
+        batch = with_extras(random_batch(rng, (3, 16)), rng, extras)
+        expected = reference_step(slow, optimizer, batch, alive, config, target)
+        torch.testing.assert_close(kernel(batch, alive), expected, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(fast.params.detach(), slow.params.detach(), **KERNEL_TOLERANCE)
+    if target is not None:
+        torch.testing.assert_close(kernel.target.params, target.params, **KERNEL_TOLERANCE)
+
+
+@pytest.mark.parametrize("extras", ["discount", "weight", "both"])
+def test_the_full_gradient_kernel_takes_n_step_discounts_and_weights(extras):
+    config = LearnerConfig(lr=1e-3, gamma=0.9, td_gradient="full")
+    fast, slow = StackedQNetwork(networks(3)), StackedQNetwork(networks(3))
+    kernel, optimizer = LearnStep(fast, config, 16), make_optimizer([slow.params], config.lr)
+    rng, alive = np.random.default_rng(4), torch.ones(3, dtype=torch.bool)
+    for _ in range(100):
+        batch = with_extras(random_batch(rng, (3, 16)), rng, extras)
+        torch.testing.assert_close(kernel(batch, alive), reference_step(slow, optimizer, batch, alive, config), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(fast.params.detach(), slow.params.detach(), **KERNEL_TOLERANCE)
+
+
+def q_values(stack, k, obs):
+    """Member k's Q-values (B, A) for obs (B, obs_dim), through an ordinary QNetwork, in float64."""
+    return stack.member(k).double()(obs.double()).detach().numpy()
+
+
+@pytest.mark.parametrize("double", [False, True])
+def test_the_kernels_td_errors_are_the_formula(double):
+    """Q(s, a) - (r + gamma (1 - terminated) Q_target(s', a')), a' = argmax Q_target(s') or, double DQN,
+    argmax Q_online(s'): from the members' own networks in float64, not the kernel's buffers."""
+    config = LearnerConfig(lr=1e-3, gamma=0.9, td_gradient="semi", target_update="hard", target_every=1000, double=double)
+    online = StackedQNetwork(networks(2))
+    kernel = LearnStep(online, config, 32, keep_errors=True)
+    with torch.no_grad():  # a target apart from the online network, so that the two rules differ
+        kernel.target.params.copy_(StackedQNetwork(networks(2, seed=500)).params)
+    before = [online.member(k) for k in range(2)]
+    batch = random_batch(np.random.default_rng(5), (2, 32))
+    kernel(batch)
+    for k in range(2):
+        q_obs = before[k].double()(batch.obs[k].double()).detach().numpy()  # (B, A)
+        q_online_next = before[k].double()(batch.next_obs[k].double()).detach().numpy()  # (B, A)
+        q_target_next = q_values(kernel.target.network, k, batch.next_obs[k])  # (B, A): not refreshed yet (every 1000)
+        picked = (q_online_next if double else q_target_next).argmax(axis=1)  # (B,)
+        value = q_target_next[np.arange(32), picked]  # (B,)
+        target = batch.reward[k].numpy() + 0.9 * (~batch.terminated[k].numpy()) * value  # (B,)
+        expected = q_obs[np.arange(32), batch.action[k].numpy()] - target  # (B,)
+        np.testing.assert_allclose(kernel.errors[k].numpy(), expected, rtol=1e-5, atol=1e-5)
+        assert (q_online_next.argmax(axis=1) != q_target_next.argmax(axis=1)).any()  # the two rules pick differently here
+
+
+def test_double_dqn_without_a_target_network_is_the_plain_semi_gradient_update():
+    """The online network picks a' and, with no target network, evaluates it too: max Q(s'), bit for bit."""
+    plain, double = (LearnStep(StackedQNetwork(networks(3)), LearnerConfig(lr=1e-3, gamma=0.9, td_gradient="semi", double=d), 16)
+                     for d in (False, True))  # fmt: skip
+    rng = np.random.default_rng(6)
+    for _ in range(30):
+        batch = random_batch(rng, (3, 16))
+        assert torch.equal(plain(batch), double(batch))
+    assert torch.equal(plain.optimizer.params, double.optimizer.params)
+
+
+@pytest.mark.parametrize("option", [name for name in OPTIONS if name != "plain"])
+def test_a_members_update_with_each_option_does_not_depend_on_its_companions(option):
+    config = LearnerConfig(lr=1e-3, gamma=0.9, td_gradient="semi", **OPTIONS[option])
+    together = LearnStep(StackedQNetwork(networks(3)), config, 8, keep_errors=True)
+    alone = [LearnStep(StackedQNetwork([net]), config, 8, keep_errors=True) for net in networks(3)]
+    rng = np.random.default_rng(7)
+    for _ in range(40):
+        batch = with_extras(random_batch(rng, (3, 8)), rng, "both")
+        losses = together(batch)
+        for k, single in enumerate(alone):
+            assert torch.equal(losses[k : k + 1], single(member_batch(batch, k)))
+            assert torch.equal(together.errors[k : k + 1], single.errors)
+    for k, single in enumerate(alone):
+        stacks = [(together, k), (single, 0)]
+        for layer in range(2):
+            (a, i), (b, j) = stacks
+            assert torch.equal(a.weights[layer][i], b.weights[layer][j]) and torch.equal(a.biases[layer][i], b.biases[layer][j])
+            if a.target is not None:
+                assert torch.equal(a.target.network.weights[layer][i], b.target.network.weights[layer][j])

@@ -73,7 +73,7 @@ def test_a_stack_gives_each_member_its_own_loss():
         second.layers[1].weight.mul_(2)  # Q(s) = [2, 4] (s0 + s1)
     stacked = StackedQNetwork([first, second])
     other = {**HAND_BATCH, "reward": [0.0, 0.0, 0.0]}
-    batch = Batch(*(torch.stack(pair) for pair in zip(batch_of(**HAND_BATCH), batch_of(**other))))  # (2, 3, ...)
+    batch = Batch(*(None if pair[0] is None else torch.stack(pair) for pair in zip(batch_of(**HAND_BATCH), batch_of(**other))))  # (2, 3, ...)
     with torch.no_grad():
         losses = td_loss(stacked, batch, 0.5, "semi", "mse")  # (2,)
         expected = [td_loss(first, batch_of(**HAND_BATCH), 0.5, "semi", "mse"), td_loss(second, batch_of(**other), 0.5, "semi", "mse")]
@@ -186,3 +186,20 @@ def test_epsilon_greedy_takes_random_actions_at_the_configured_rate(epsilon):
     # a random action is 0 half the time: P(action 0) = epsilon / 2
     share = (actions == 0).double().mean(dim=0)  # (2,)
     assert torch.allclose(share, torch.full((2,), epsilon / 2, dtype=torch.float64), atol=0.015)
+
+
+def test_epsilon_anneals_linearly_then_stays():
+    learner = Learner(StackedQNetwork([linear_q_network()]), LearnerConfig(epsilon=1.0, epsilon_final=0.1, epsilon_decay_samples=10), 8)
+    assert [round(learner.epsilon_at(sample), 12) for sample in (1, 2, 6, 11, 12, 1000)] == [1.0, 0.91, 0.55, 0.1, 0.1, 0.1]
+    constant = Learner(StackedQNetwork([linear_q_network()]), LearnerConfig(epsilon=0.3), 8)
+    assert {constant.epsilon_at(sample) for sample in (1, 50, 10**6)} == {0.3}
+
+
+def test_annealed_epsilon_explores_at_the_scheduled_rate():
+    """From all random (epsilon 1) to none (epsilon 0) over 2,000 samples: P(action 0) = epsilon / 2 at each sample."""
+    learner = Learner(StackedQNetwork([linear_q_network()] * 4), LearnerConfig(epsilon=1.0, epsilon_final=0.0, epsilon_decay_samples=2000), 8)
+    draws = seeding.MemberDraws([1, 2, 3, 4], "explore", 2)
+    obs = torch.tensor([[1.0, 0.0]] * 4)  # greedy action 1
+    actions = torch.stack([learner.act(obs, draws.next(), sample) for sample in range(1, 4001)])  # (T, 4)
+    first, second, late = ((actions[a:b] == 0).double().mean().item() for a, b in ((0, 1000), (1000, 2000), (2000, 4000)))
+    assert first == pytest.approx(0.375, abs=0.02) and second == pytest.approx(0.125, abs=0.02) and late == 0.0

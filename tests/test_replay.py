@@ -131,3 +131,27 @@ def test_load_refuses_pickles_and_foreign_files(tmp_path):
     np.savez(ragged, **{**data, "reward": data["reward"][:2]})
     with pytest.raises(DqnlabError, match="inconsistent"):
         read_replay(ragged)
+
+
+@pytest.mark.parametrize("count", [5, 9, 23])  # partly full, full, wrapped
+@pytest.mark.parametrize("replace", [True, False])
+def test_combined_replay_ends_every_batch_with_the_newest_transition(count, replace):
+    replay = filled(capacity=9, count=count, members=2)
+    newest = replay.newest()
+    assert replay.fields().obs[0, newest, 0].item() == count - 1  # the newest transition's slot
+    seen = torch.zeros(len(replay), dtype=torch.long)
+    for seed in range(300):
+        index = replay.indices(raw_draws((2, 4), seed), replace, combined=True)  # (N, B)
+        assert (index[:, -1] == newest).all() and ((index >= 0) & (index < len(replay))).all()
+        if not replace:  # the other B - 1 are distinct and never the newest
+            assert (index[:, :-1] != newest).all()
+            assert all(len(set(row.tolist())) == 4 for row in index)
+        seen += torch.bincount(index[:, :-1].flatten(), minlength=len(replay))
+    others = [slot for slot in range(len(replay)) if replace or slot != newest]
+    assert (seen[others] > 0).all()  # every other stored slot is drawn
+
+
+def test_combined_replay_keeps_the_draw_stream_in_step():
+    """The combined batch's first B - 1 indices are the ones the uniform batch draws from the same raw numbers."""
+    replay, raw = filled(capacity=9, count=23), raw_draws((1, 5), 3)
+    assert torch.equal(replay.indices(raw, True, combined=True)[:, :-1], replay.indices(raw, True)[:, :-1])

@@ -56,6 +56,28 @@ def test_a_seed_trains_bit_for_bit_alike_alone_and_among_any_companions(agent):
     assert (alone.population, among_three.population, among_twenty.population) == (1, 3, 20)
 
 
+REPLAY_LAB = {
+    "hard target": ['learner.td_gradient="semi"', 'learner.target_update="hard"', "learner.target_every=50"],
+    "polyak target, double": ['learner.td_gradient="semi"', 'learner.target_update="polyak"', "learner.double=true"],
+    "n-step": ["learner.n_step=3", "learner.gamma=0.99"],
+    "prioritized": ["replay.prioritized=true"],
+    "combined": ["replay.combined=true"],
+    "combined distinct": ["replay.combined=true", "replay.with_replacement=false"],
+    "annealed epsilon": ["learner.epsilon=1.0", "learner.epsilon_final=0.05", "learner.epsilon_decay_samples=500"],
+}
+
+
+@pytest.mark.parametrize("option", REPLAY_LAB)
+def test_each_replay_lab_option_trains_a_seed_alike_alone_and_in_a_population(option):
+    """A population of 3 == the 3 single runs, bit for bit: episodes, learn steps and final weights."""
+    seeds, settings = [5, 6, 7], ["run.samples=1200", "replay.capacity=300", *REPLAY_LAB[option]]
+    together = train_population(members("replay", seeds, *settings))
+    for seed, member in zip(seeds, together):
+        alone = train(members("replay", [seed], *settings)[0])
+        assert outcomes(member) == outcomes(alone) and same_weights(member, alone) and member.learn_steps == alone.learn_steps
+    assert not same_weights(together[0], train(members("replay", [5], "run.samples=1200", "replay.capacity=300")[0]))
+
+
 def test_a_seed_draws_the_same_random_numbers_in_any_population(monkeypatch):
     """Every exploration and replay draw member 7 consumes, alone and beside companions."""
     drawn: dict[int, list] = {}

@@ -18,6 +18,7 @@ from dqnlab.errors import DqnlabError
 
 TD_GRADIENTS = ("full", "semi")
 LOSSES = ("mse", "huber")
+TARGET_UPDATES = ("none", "hard", "polyak")
 AGENTS = ("naive", "replay")
 # The training loop keeps replay.updates_per_step as a fraction with a denominator of at most a million
 # (engine/training.py), so a smaller ratio would round to no learning at all.
@@ -48,6 +49,25 @@ class LearnerConfig:
     # standard DQN (Mnih et al. 2015). See docs in the README.
     td_gradient: str = "full"
     loss: str = "mse"  # "mse" as in the tutorial; "huber" as in Mnih et al. 2015
+    # None: epsilon stays constant, as in the tutorial. A number: epsilon falls
+    # linearly from `epsilon` to this over the first `epsilon_decay_samples`
+    # samples, then stays there (standard DQN anneals it).
+    epsilon_final: float | None = None
+    epsilon_decay_samples: int = 10_000
+    # The network the bootstrap reads Q(s') from. "none": the online network
+    # itself (the tutorial). "hard": a copy, refreshed every `target_every` learn
+    # steps (Mnih et al. 2015). "polyak": a copy moved towards the online
+    # network by `target_tau` after every learn step (Lillicrap et al. 2016).
+    target_update: str = "none"
+    target_every: int = 500
+    target_tau: float = 0.005
+    # Double DQN (van Hasselt et al. 2016): the online network picks a', the
+    # target network evaluates it (without one, the online network under no-grad,
+    # which is then the plain max).
+    double: bool = False
+    # n-step returns: r_t + gamma r_t+1 + ... + gamma^(n-1) r_t+n-1 + gamma^n max Q(s_t+n),
+    # cut short at an episode's end and at the newest stored transition. 1: the tutorial's.
+    n_step: int = 1
 
 
 @dataclass(frozen=True)
@@ -59,6 +79,18 @@ class ReplayConfig:
     warmup: int = 64  # learning starts once the memory holds this many
     with_replacement: bool = True  # the tutorial's `random.choices`
     updates_per_step: float = 1.0  # learn steps per environment step; 0.25 = every 4th
+    # Proportional prioritized replay (Schaul et al. 2016): transition i is drawn
+    # with probability p_i^alpha / sum p^alpha, p_i = |TD error| + epsilon, and its
+    # loss weighted by (size P(i))^-beta / the batch's largest such weight, beta
+    # rising linearly from `priority_beta` to 1 at the end of the budget. Their
+    # Atari values: alpha 0.6, beta 0.4.
+    prioritized: bool = False
+    priority_alpha: float = 0.6
+    priority_beta: float = 0.4
+    priority_epsilon: float = 1e-6
+    # Combined experience replay (Zhang & Sutton 2017): every batch's last
+    # transition is the newest one stored, the other B - 1 drawn as usual.
+    combined: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,12 +142,16 @@ PRESETS: dict[str, tuple[str, Config]] = {
         ),
     ),
     "standard": (
-        "the tutorial's network with standard DQN's TD target: semi-gradient, gamma 0.99, "
+        "standard DQN (Mnih et al. 2015) on the tutorial's network: semi-gradient, Huber, gamma 0.99, "
+        "a target network copied every 500 learn steps, epsilon 1 -> 0.05 over the first 10,000 samples, "
         "500-step time limit (bootstrapped on truncation), 50,000-transition ring",
         Config(
             preset="standard",
             env=EnvConfig(max_episode_steps=500),
-            learner=LearnerConfig(gamma=0.99, td_gradient="semi"),
+            learner=LearnerConfig(
+                gamma=0.99, td_gradient="semi", loss="huber", target_update="hard", target_every=500,
+                epsilon=1.0, epsilon_final=0.05, epsilon_decay_samples=10_000,
+            ),
             replay=ReplayConfig(capacity=50_000),
         ),
     ),
@@ -164,6 +200,23 @@ def validate(config: Config) -> None:
         ("learner.epsilon", 0 <= learner.epsilon <= 1, "must be in [0, 1]"),
         ("learner.td_gradient", learner.td_gradient in TD_GRADIENTS, f"must be one of {', '.join(TD_GRADIENTS)}"),
         ("learner.loss", learner.loss in LOSSES, f"must be one of {', '.join(LOSSES)}"),
+        ("learner.epsilon_final", learner.epsilon_final is None or 0 <= learner.epsilon_final <= 1, "must be in [0, 1] (or none: constant epsilon)"),
+        ("learner.epsilon_decay_samples", learner.epsilon_decay_samples >= 1, "must be >= 1"),
+        ("learner.target_update", learner.target_update in TARGET_UPDATES, f"must be one of {', '.join(TARGET_UPDATES)}"),
+        ("learner.target_every", learner.target_every >= 1, "must be >= 1"),
+        ("learner.target_tau", 0 < learner.target_tau <= 1, "must be in (0, 1]"),
+        ("learner.td_gradient", learner.target_update == "none" or learner.td_gradient == "semi",
+         "must be semi with a target network (no gradient reaches the online network through the target's Q(s'))"),
+        ("learner.td_gradient", not learner.double or learner.td_gradient == "semi",
+         "must be semi with learner.double (double DQN evaluates a' without gradient)"),
+        ("learner.n_step", learner.n_step >= 1, "must be >= 1"),
+        ("replay.priority_alpha", 0 <= replay.priority_alpha, "must be >= 0 (0: uniform)"),
+        ("replay.priority_alpha", math.isfinite(replay.priority_alpha), "must be finite"),
+        ("replay.priority_beta", 0 <= replay.priority_beta <= 1, "must be in [0, 1]"),
+        ("replay.priority_epsilon", replay.priority_epsilon > 0, "must be > 0 (every stored transition must stay drawable)"),
+        ("replay.priority_epsilon", math.isfinite(replay.priority_epsilon), "must be finite"),
+        ("replay.with_replacement", not replay.prioritized or replay.with_replacement,
+         "must be true with replay.prioritized (prioritized draws are independent, with replacement)"),
         ("replay.capacity", replay.capacity is None or replay.capacity >= 1, "must be >= 1 (or none: unbounded)"),
         ("replay.batch_size", replay.batch_size >= 1, "must be >= 1"),
         ("replay.warmup", replay.warmup >= 1, "must be >= 1 (nothing can be drawn from an empty memory)"),
@@ -180,6 +233,8 @@ def validate(config: Config) -> None:
         ("run.eval_episodes", run.eval_episodes >= 1, "must be >= 1"),
         ("run.eval_max_steps", run.eval_max_steps >= 1, "must be >= 1"),
         ("replay.warmup", not bounded or replay.warmup <= replay.capacity, "must be <= replay.capacity, or learning never starts"),
+        ("replay.capacity", not bounded or replay.capacity >= learner.n_step,
+         "must be >= learner.n_step (an n-step return needs n stored transitions; the naive agent's memory holds one)"),
         ("run.device", run.device == "cpu" or re.fullmatch(r"cuda(:\d+)?", run.device) is not None, "must be cpu, cuda or cuda:N"),
     ]
     for key, allowed, rule in checks:

@@ -33,6 +33,7 @@ import torch
 from dqnlab.config import LearnerConfig
 from dqnlab.engine.network import StackedQNetwork
 from dqnlab.engine.replay import Batch
+from dqnlab.engine.target import TargetNetwork
 from dqnlab.runtime import flushed_subnormals
 
 _threshold_backward = torch.ops.aten.threshold_backward.grad_input
@@ -85,8 +86,10 @@ class LearnStep:
     small kernel.
     """
 
-    def __init__(self, network: StackedQNetwork, config: LearnerConfig, batch_size: int) -> None:
+    def __init__(self, network: StackedQNetwork, config: LearnerConfig, batch_size: int, keep_errors: bool = False) -> None:
         self.full, self.loss, self.gamma, self.batch = config.td_gradient == "full", config.loss, config.gamma, batch_size
+        self.double = config.double
+        self.target = None if config.target_update == "none" else TargetNetwork(network, config)
         params = network.params.detach()
         grad = torch.zeros_like(params)  # (P,) written in place by `backward`
         self.weights, self.biases = network.weights, network.biases  # (N, out, in), (N, 1, out) views of params
@@ -96,13 +99,18 @@ class LearnStep:
 
         n, options, b = network.members, {"dtype": params.dtype, "device": params.device}, batch_size
         widths = network.widths  # obs_dim, hidden..., n_actions
-        both, rows = 2 * b, (2 * b if self.full else b)  # forward rows, backward rows
-        self.x = torch.empty(n, both, widths[0], **options)  # (N, 2B, obs_dim): [obs; next_obs]
+        # The online network reads Q(s'), unless a target network alone does (no double DQN).
+        online_next = self.target is None or self.double
+        both = 2 * b if online_next else b  # forward rows
+        rows = 2 * b if self.full else b  # backward rows ("full" has no target network: config.validate)
+        self.x = torch.empty(n, 2 * b, widths[0], **options)  # (N, 2B, obs_dim): [obs; next_obs]
         self.x_obs, self.x_next = self.x[:, :b], self.x[:, b:]  # (N, B, obs_dim) each
+        self.x_forward = self.x[:, :both]  # (N, both, obs_dim): the online forward's input
         self.x_t = self.x[:, :rows].transpose(1, 2)  # (N, obs_dim, rows)
         self.h = [torch.empty(n, both, w, **options) for w in widths[1:]]  # post-ReLU activations; the last is Q
         self.below = [h[:, :rows] for h in self.h[:-1]]  # (N, rows, width): each hidden layer's backward rows
-        self.q_obs, self.q_next = self.h[-1][:, :b], self.h[-1][:, b:]  # (N, B, A) each
+        self.q_obs, self.q_next = self.h[-1][:, :b], self.h[-1][:, b:]  # (N, B, A) each; Q(s') empty without online_next
+        self.target_h = [torch.empty(n, b, w, **options) for w in widths[1:]] if self.target else []  # the target's forward
         self.dh = [torch.empty(n, rows, w, **options) for w in widths[1:]]  # gradients before each ReLU
         self.dh_t = [dh.transpose(1, 2) for dh in self.dh]  # (N, width, rows)
         self.dq_obs, self.dq_next = self.dh[-1][:, :b], self.dh[-1][:, b:]  # (N, B, A); the second is empty with "semi"
@@ -111,42 +119,62 @@ class LearnStep:
         self.scale = torch.tensor(2.0 / b if self.loss == "mse" else 1.0 / b, **options)  # d loss / d error
         self.zero = torch.zeros((), **options)
         self.gamma_t = torch.tensor(self.gamma, **options)
+        self.errors = torch.empty(n, b, **options) if keep_errors else None  # (N, B): the last step's TD errors
 
     @torch.no_grad()
     def __call__(self, batch: Batch, alive: torch.Tensor | None = None) -> torch.Tensor:
         """One gradient step for every member where `alive` (N,) is True (None: all); returns each member's loss (N,)."""
-        self.forward(batch.obs, batch.next_obs)  # Q-values (N, 2B, A) into h[-1]
+        self.forward(batch.obs, batch.next_obs)  # Q-values (N, 2B, A) into h[-1] (N, B, A without online Q(s'))
+        if self.target is not None:
+            _forward(self.x_next, self.target.weights_t, self.target.biases, self.target_h)  # Q_target(s') (N, B, A)
         losses = self.head(batch, alive)  # (N,)
         self.backward()
         self.optimizer.step()
+        if self.target is not None:
+            self.target.learned()
         return losses
 
     def forward(self, obs: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
         self.x_obs.copy_(obs)  # (N, B, obs_dim)
         self.x_next.copy_(next_obs)  # (N, B, obs_dim)
-        x, last = self.x, len(self.weights) - 1
-        for i, (weight_t, bias, out) in enumerate(zip(self.weights_t, self.biases, self.h)):
-            torch.baddbmm(bias, x, weight_t, out=out)  # (N, 2B, out)
-            if i < last:
-                out.clamp_min_(0)  # ReLU in place
-            x = out
-        return x  # (N, 2B, A)
+        return _forward(self.x_forward, self.weights_t, self.biases, self.h)  # (N, 2B, A)
+
+    def next_value(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The bootstrap's value (N, B) of each next state, and the online argmax (N, B) when the gradient needs it."""
+        if self.target is None:  # double DQN without a target network evaluates a' = argmax with the same network: the max
+            return self.q_next.max(dim=2)  # (N, B) each: max_a' Q(s', a') and its argmax
+        q_target = self.target_h[-1]  # (N, B, A)
+        if self.double:  # the online network picks a', the target evaluates it
+            best = self.q_next.argmax(dim=2, keepdim=True)  # (N, B, 1)
+            return q_target.gather(2, best).squeeze(2), None  # (N, B)
+        return q_target.amax(dim=2), None  # (N, B)
 
     def head(self, batch: Batch, alive: torch.Tensor | None) -> torch.Tensor:
         """Each member's loss (N,), and d(sum of live losses)/dQ into the last gradient buffer."""
         action = batch.action.unsqueeze(2)  # (N, B, 1)
         q_taken = self.q_obs.gather(2, action).squeeze(2)  # (N, B)
-        next_value, best = self.q_next.max(dim=2)  # (N, B) each: max_a' Q(s', a') and its argmax
-        bootstrap = torch.where(batch.terminated, self.zero, self.gamma_t)  # (N, B): gamma, 0 at termination
+        next_value, best = self.next_value()  # (N, B) each
+        if batch.discount is None:
+            bootstrap = torch.where(batch.terminated, self.zero, self.gamma_t)  # (N, B): gamma, 0 at termination
+        else:
+            bootstrap = batch.discount  # (N, B): n-step returns' gamma^m, 0 at termination
         error = q_taken - (batch.reward + bootstrap * next_value)  # (N, B): Q(s, a) - target
+        if self.errors is not None:
+            self.errors.copy_(error)  # (N, B): for prioritized replay's priorities
         weight = self.scale if alive is None else torch.where(alive, self.scale, self.zero).unsqueeze(1)  # (N, 1) or ()
+        if batch.weight is not None:
+            weight = batch.weight * weight  # (N, B): importance weights
         if self.loss == "mse":
-            losses = (error * error).sum(dim=1).div_(self.batch)  # (N,): the mean, in two cheap kernels
-            grad = error.mul_(weight)  # (N, B): 2 (Q - target) / B; dead members get no gradient
+            elementwise = error * error  # (N, B)
+            grad = error  # (N, B): becomes 2 w (Q - target) / B below
         else:  # Huber (smooth L1, beta 1)
             size = error.abs()  # (N, B)
-            losses = torch.where(size < 1, 0.5 * error * error, size - 0.5).sum(dim=1).div_(self.batch)  # (N,)
-            grad = error.clamp_(-1, 1).mul_(weight)  # (N, B)
+            elementwise = torch.where(size < 1, 0.5 * error * error, size - 0.5)  # (N, B)
+            grad = error.clamp_(-1, 1)  # (N, B)
+        if batch.weight is not None:
+            elementwise.mul_(batch.weight)  # (N, B)
+        losses = elementwise.sum(dim=1).div_(self.batch)  # (N,): the (weighted) mean, in two cheap kernels
+        grad.mul_(weight)  # (N, B): dead members get no gradient
         self.dh[-1].zero_()  # (N, rows, A)
         self.dq_obs.scatter_(2, action, grad.unsqueeze(2))  # into Q(s, a)
         if self.full:  # and, the tutorial's way, into max Q(s') with the opposite sign
@@ -164,3 +192,14 @@ class LearnStep:
         torch.bmm(self.x_t, self.dh[0], out=self.grad_first_t)  # (N, obs_dim, width)
         self.grad_weights[0].copy_(self.grad_first)  # (N, width, obs_dim)
         torch.sum(self.dh[0], dim=1, keepdim=True, out=self.grad_biases[0])  # (N, 1, width)
+
+
+def _forward(x: torch.Tensor, weights_t: list[torch.Tensor], biases: list[torch.Tensor], outputs: list[torch.Tensor]) -> torch.Tensor:
+    """A stack's forward pass from x (N, R, obs_dim) into the preallocated `outputs` [(N, R, width), ...]: ReLU, then Q."""
+    last = len(weights_t) - 1
+    for i, (weight_t, bias, out) in enumerate(zip(weights_t, biases, outputs)):
+        torch.baddbmm(bias, x, weight_t, out=out)  # (N, R, out)
+        if i < last:
+            out.clamp_min_(0)  # ReLU in place
+        x = out
+    return x  # (N, R, A)

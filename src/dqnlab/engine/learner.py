@@ -49,24 +49,42 @@ from dqnlab.config import LearnerConfig
 from dqnlab.engine.kernel import LearnStep
 from dqnlab.engine.network import QNetwork, StackedQNetwork
 from dqnlab.engine.replay import Batch
+from dqnlab.engine.target import TargetNetwork
 from dqnlab.seeding import HIGH
 
 ELEMENTWISE_LOSSES = {"mse": F.mse_loss, "huber": F.smooth_l1_loss}  # smooth L1 with beta 1 is Huber with delta 1
 
 
-def td_loss(network, batch: Batch, gamma: float, td_gradient: str, loss: str) -> torch.Tensor:
+def td_loss(network, batch: Batch, gamma: float, td_gradient: str, loss: str, target=None, double: bool = False) -> torch.Tensor:
     """Each member's mean TD loss: (N,) for a batch of (N, B, ...) transitions, () for (B, ...).
 
     `network` maps observations (..., obs_dim) to Q-values (..., A): a
     `StackedQNetwork` for (N, B, ...) batches, a `QNetwork` for (B, ...).
+    `target`, a network of the same kind or None, gives Q(s') for the
+    bootstrap without gradient; `double` lets `network` pick a' and the target
+    (or, without one, `network` under no-grad) evaluate it. The batch's
+    `discount` (n-step returns) replaces gamma (0 at termination), and its
+    `weight` (prioritized replay) weights each transition's loss.
     """
     q = network(batch.obs)  # (..., B, A)
     q_taken = q.gather(-1, batch.action.unsqueeze(-1)).squeeze(-1)  # (..., B)
     with torch.set_grad_enabled(td_gradient == "full" and torch.is_grad_enabled()):
         next_q = network(batch.next_obs)  # (..., B, A)
-    next_value = next_q.max(dim=-1).values  # (..., B): the tutorial's torch.max(...)[0]
-    target = batch.reward + gamma * (~batch.terminated) * next_value  # (..., B)
-    return ELEMENTWISE_LOSSES[loss](q_taken, target, reduction="none").mean(dim=-1)  # (...,)
+    with torch.no_grad():
+        next_target = None if target is None else target(batch.next_obs)  # (..., B, A)
+    if double:
+        best = next_q.detach().argmax(dim=-1, keepdim=True)  # (..., B, 1): a' = argmax_a Q(s', a)
+        next_value = (next_q.detach() if next_target is None else next_target).gather(-1, best).squeeze(-1)  # (..., B)
+    else:
+        next_value = (next_q if next_target is None else next_target).max(dim=-1).values  # (..., B): the tutorial's torch.max(...)[0]
+    if batch.discount is None:
+        target_value = batch.reward + gamma * (~batch.terminated) * next_value  # (..., B)
+    else:
+        target_value = batch.reward + batch.discount * next_value  # (..., B)
+    elementwise = ELEMENTWISE_LOSSES[loss](q_taken, target_value, reduction="none")  # (..., B)
+    if batch.weight is not None:
+        elementwise = elementwise * batch.weight  # (..., B)
+    return elementwise.mean(dim=-1)  # (...,)
 
 
 def make_optimizer(params, lr: float) -> torch.optim.Adam:
@@ -81,33 +99,46 @@ def make_optimizer(params, lr: float) -> torch.optim.Adam:
 
 
 def reference_step(network: StackedQNetwork, optimizer: torch.optim.Optimizer, batch: Batch, alive: torch.Tensor,
-                   config: LearnerConfig) -> torch.Tensor:  # fmt: skip
+                   config: LearnerConfig, target: TargetNetwork | None = None) -> torch.Tensor:  # fmt: skip
     """One TD update with autograd for every member where `alive` (N,) is True; returns the losses (N,).
 
-    `optimizer` steps `network.params`. This is what `kernel.LearnStep` computes.
+    `optimizer` steps `network.params`; `target`, if given, is refreshed
+    after the step. This is what `kernel.LearnStep` computes.
     """
-    losses = td_loss(network, batch, config.gamma, config.td_gradient, config.loss)  # (N,)
+    losses = td_loss(network, batch, config.gamma, config.td_gradient, config.loss, target, config.double)  # (N,)
     optimizer.zero_grad(set_to_none=False)
     torch.where(alive, losses, 0.0).sum().backward()  # a dead member's loss, NaN or not, is left out
     optimizer.step()
+    if target is not None:
+        target.learned()
     return losses.detach()
 
 
 class Learner:
     """N members' stacked Q-networks: epsilon-greedy acting, and the TD update through the fast kernel."""
 
-    def __init__(self, network: StackedQNetwork, config: LearnerConfig, batch_size: int) -> None:
+    def __init__(self, network: StackedQNetwork, config: LearnerConfig, batch_size: int, keep_errors: bool = False) -> None:
         self.network = network
-        self.step = LearnStep(network, config, batch_size)
+        self.step = LearnStep(network, config, batch_size, keep_errors)
+        self.epsilon, self.epsilon_final, self.decay = config.epsilon, config.epsilon_final, config.epsilon_decay_samples
         self.explore_below = int(config.epsilon * HIGH)  # raw coin < this: a random action
 
+    def epsilon_at(self, sample: int) -> float:
+        """Epsilon for the `sample`-th transition (1-based): constant, or falling linearly to `epsilon_final`
+        over `epsilon_decay_samples` samples (the first sample uses `epsilon`), then constant."""
+        if self.epsilon_final is None:
+            return self.epsilon
+        return self.epsilon + (self.epsilon_final - self.epsilon) * min(1.0, (sample - 1) / self.decay)
+
     @torch.no_grad()
-    def act(self, obs: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
+    def act(self, obs: torch.Tensor, raw: torch.Tensor, sample: int = 1) -> torch.Tensor:
         """Epsilon-greedy actions (N,) for obs (N, obs_dim); raw (N, 2) draws: a coin and a random action.
 
         As in the tutorial, the random action may equal the greedy one; on a
         tie of Q-values the first action wins, as `torch.argmax` does.
         """
+        if self.epsilon_final is not None:
+            self.explore_below = int(self.epsilon_at(sample) * HIGH)
         greedy = self.network(obs.unsqueeze(1)).squeeze(1).argmax(dim=1)  # (N,)
         random_action = raw[:, 1] % self.network.n_actions  # (N,)
         return torch.where(raw[:, 0] < self.explore_below, random_action, greedy)  # (N,)
@@ -115,6 +146,11 @@ class Learner:
     def learn(self, batch: Batch, alive: torch.Tensor | None = None) -> torch.Tensor:
         """One gradient step for every member where `alive` (N,) is True (None: all); returns the losses (N,)."""
         return self.step(batch, alive)
+
+    @property
+    def errors(self) -> torch.Tensor | None:
+        """The last learn step's TD errors Q(s, a) - target (N, B), kept when asked for (prioritized replay)."""
+        return self.step.errors
 
 
 @torch.inference_mode()

@@ -37,7 +37,7 @@ from dqnlab.errors import DqnlabError
 
 DTYPES = {"obs": torch.float32, "action": torch.int64, "reward": torch.float32,
           "next_obs": torch.float32, "terminated": torch.bool, "truncated": torch.bool}  # fmt: skip
-FIELDS = tuple(DTYPES)  # a transition's fields, in Batch's order
+FIELDS = tuple(DTYPES)  # a transition's stored fields, in Batch's order
 STORED = torch.float32  # every field is stored as one float of the packed row
 
 
@@ -50,6 +50,9 @@ class Batch(NamedTuple):
     next_obs: torch.Tensor  # (..., B, obs_dim) float32
     terminated: torch.Tensor  # (..., B) bool: masks the bootstrap
     truncated: torch.Tensor  # (..., B) bool: recorded, never masks
+    # Set by the sampler's options, None otherwise (then the learner uses gamma, 0 at termination, and weight 1):
+    discount: torch.Tensor | None = None  # (..., B) float32: the bootstrap's factor, gamma^m or 0 (n-step returns)
+    weight: torch.Tensor | None = None  # (..., B) float32: each transition's loss weight (prioritized replay)
 
 
 def row_width(obs_dim: int) -> int:
@@ -101,15 +104,26 @@ class Replay:
         self.size = min(self.size + 1, self.capacity)
         self.added += 1
 
-    def indices(self, raw: torch.Tensor, replace: bool = True) -> torch.Tensor:
+    def newest(self) -> int:
+        """The slot of the newest transition (every member's: they share the cursor)."""
+        return (self.cursor - 1) % self.capacity
+
+    def indices(self, raw: torch.Tensor, replace: bool = True, combined: bool = False) -> torch.Tensor:
         """Uniform slot indices (N, B) from raw draws (N, B), uniform int64 in [0, 2**62).
 
         With replacement (the tutorial's `random.choices`): raw mod size, a
         bias below 2**-40. Without: Floyd's algorithm, vectorized over members,
         a uniform B-subset of the slots, no transition twice in a batch.
+        `combined` (Zhang & Sutton 2017): the last index is the newest
+        transition's, the other B - 1 are drawn as above from the first B - 1
+        raw draws (without replacement: from the slots other than the newest).
         """
         if self.size == 0:
             raise DqnlabError("cannot sample from an empty replay memory")
+        if combined:
+            drawn = raw[:, :-1]  # (N, B - 1)
+            others = drawn % self.size if replace else (_distinct(drawn, self.size - 1) + self.cursor) % self.size  # (N, B - 1)
+            return with_newest(torch.cat((others, others.new_empty(len(raw), 1)), dim=1), self.newest())  # (N, B)
         if not replace:
             return _distinct(raw, self.size)
         return raw % self.size  # (N, B)
@@ -138,6 +152,12 @@ def unpack(rows: torch.Tensor, obs_dim: int) -> Batch:
         obs=rows[..., :d], action=rows[..., 2 * d].long(), reward=rows[..., 2 * d + 1], next_obs=rows[..., d : 2 * d],
         terminated=rows[..., 2 * d + 2] > 0, truncated=rows[..., 2 * d + 3] > 0,
     )  # fmt: skip
+
+
+def with_newest(index: torch.Tensor, newest: int) -> torch.Tensor:
+    """`index` (N, B) with its last column set to the newest slot, in place: combined replay's batch."""
+    index[:, -1] = newest  # (N,)
+    return index
 
 
 def _distinct(raw: torch.Tensor, size: int) -> torch.Tensor:

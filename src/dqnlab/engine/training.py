@@ -2,10 +2,11 @@
 
 Each environment step, for every member at once, as in the tutorial's replay code:
 
-    action = learner.act(obs)                                  # epsilon-greedy
+    action = learner.act(obs)                                          # epsilon-greedy
     next_obs, reward, terminated, truncated = envs.step(action)
-    memory.add(obs, action, reward, next_obs, terminated, truncated)   # store first,
-    learner.learn(memory.gather(memory.indices(draws)))                # then learn
+    sampler.add(obs, action, reward, next_obs, terminated, truncated)  # store first,
+    learner.learn(sampler.draw(draws))                                 # then learn
+    sampler.learned(learner.errors)                                    # (prioritized: new priorities)
 
 so the newest transition can be drawn in its own step's batch. Learning starts
 once the memory holds `replay.warmup` transitions; after k steps past that,
@@ -50,6 +51,7 @@ from dqnlab.engine.learner import Learner
 from dqnlab.engine.network import QNetwork, StackedQNetwork, build_network
 from dqnlab.engine.records import REACH_SCORES, Divergence, EpisodeRecord, EvaluationRecord, Reached, TrainResult
 from dqnlab.engine.replay import Replay
+from dqnlab.engine.sampling import Sampler
 from dqnlab.errors import DqnlabError
 
 
@@ -132,7 +134,7 @@ def train_population(
     ledger = Ledger(len(configs), base.run.samples)
     callbacks = Callbacks(on_episode, on_progress, on_checkpoint, on_evaluation, progress_every)
     try:
-        _loop(configs, envs, network, memory, ledger, callbacks, device)
+        _loop(configs, envs, network, Sampler(memory, base, device), ledger, callbacks, device)
     finally:
         envs.close()
     return [
@@ -159,12 +161,12 @@ class Callbacks:
     progress_every: int
 
 
-def _loop(configs: list[Config], envs: MemberEnvs, network: StackedQNetwork, memory: Replay, ledger: Ledger,
+def _loop(configs: list[Config], envs: MemberEnvs, network: StackedQNetwork, sampler: Sampler, ledger: Ledger,
           callbacks: Callbacks, device: torch.device) -> None:  # fmt: skip
     """Step, store and learn until every member trained `run.samples` transitions or stopped."""
     run, replay, n = configs[0].run, configs[0].replay, len(configs)
     seeds = [config.run.seed for config in configs]
-    learner = Learner(network, configs[0].learner, replay.batch_size)
+    learner = Learner(network, configs[0].learner, replay.batch_size, keep_errors=replay.prioritized)
     explore = seeding.MemberDraws(seeds, "explore", 2, device)  # (N, 2) per step: a coin and a random action
     batches = seeding.MemberDraws(seeds, "replay", replay.batch_size, device)  # (N, B) per learn step
     alive = torch.ones(n, dtype=torch.bool, device=device)  # (N,) the ledger's alive, on the device
@@ -173,15 +175,16 @@ def _loop(configs: list[Config], envs: MemberEnvs, network: StackedQNetwork, mem
     start = time.perf_counter()
     obs = envs.reset(np.ones(n, dtype=np.bool_))  # (N, obs_dim)
     for sample in range(1, run.samples + 1):
-        action = learner.act(obs, explore.next())  # (N,)
+        action = learner.act(obs, explore.next(), sample)  # (N,)
         step = envs.step(action)
-        memory.add(obs, action, step.reward, step.next_obs, step.terminated, step.truncated)
-        if len(memory) >= replay.warmup:
+        sampler.add(obs, action, step.reward, step.next_obs, step.terminated, step.truncated)
+        if len(sampler.memory) >= replay.warmup:
             steps_past_warmup += 1
             due = steps_past_warmup * ratio.numerator // ratio.denominator  # learn steps owed by now
             while learn_steps < due and ledger.alive.any():
-                index = memory.indices(batches.next(), replay.with_replacement)  # (N, B)
-                loss = learner.learn(memory.gather(index), None if ledger.all_alive else alive).cpu().numpy()  # (N,)
+                batch = sampler.draw(batches.next(), sample)  # (N, B, ...)
+                loss = learner.learn(batch, None if ledger.all_alive else alive).cpu().numpy()  # (N,)
+                sampler.learned(learner.errors)  # prioritized replay: the batch's new priorities
                 learn_steps += 1
                 if ledger.learned(loss, sample, time.perf_counter() - start):
                     alive = torch.as_tensor(ledger.alive, device=device)  # (N,)
