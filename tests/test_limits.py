@@ -91,6 +91,17 @@ def test_a_network_beyond_the_machine_is_refused(tmp_path, machine):
         "use narrower or fewer hidden layers"
     )  # fmt: skip
     assert "network.hidden [1000000000000]" in refused(tmp_path, "train", "--set", "network.hidden=[1000000000000]")
+    assert refused(tmp_path, "train", "--preset", "standard", "--set", "network.hidden=[100000, 100000]").startswith(
+        "network.hidden [100000, 100000] would need 200.0 GB (10,000,800,016 parameters x 4 bytes x 5 copies: "
+        "weights, gradients, Adam's two moments and the target network)"
+    )  # fmt: skip
+
+
+def test_prioritized_replay_counts_its_sum_tree(tmp_path, machine):
+    """500,000,000 slots: a tree of 2 x 2**29 float64 nodes (8.6 GB) beside the 48-byte rows (24.0 GB)."""
+    message = refused(tmp_path, "train", "--samples", "500000000", "--set", "replay.prioritized=true")
+    assert message.startswith("the replay memory would need 32.6 GB (500,000,000 transitions x 48 bytes per transition, "
+                              "+ 8.6 GB of sum-tree for replay.prioritized)")  # fmt: skip
 
 
 def test_a_batch_beyond_the_machine_is_refused(tmp_path, machine):

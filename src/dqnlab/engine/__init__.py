@@ -7,7 +7,11 @@ all train through `training.train_population`. Each concept is written once:
     envs       checking a Gymnasium id; one environment per member, stepped together
     network    QNetwork (one network) and StackedQNetwork (N, in one flat buffer)
     replay     N replay rings in one tensor of packed rows; Ring, one member's copy (no files: rundir writes them)
+    priority   sum-trees over N rings: prioritized replay's draws, weights and priorities
+    nstep      n-step returns read from the rings
+    sampling   what a learn step reads: uniform, prioritized or combined draws, 1- or n-step returns, weights
     learner    epsilon-greedy acting and the TD update: the readable reference
+    target     the target network: hard copies or Polyak averaging
     kernel     the same TD update written out by hand, the one training runs
     evaluation greedy episodes: training's evaluations and `dqnlab play`
     records    episodes, evaluations, divergence, TrainResult

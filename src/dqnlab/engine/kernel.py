@@ -2,15 +2,18 @@
 
 It computes what autograd computes for `learner.reference_step` (the sum over
 live members of each member's mean TD loss, `td_gradient` full or semi, MSE
-or Huber, then Adam), but without autograd's bookkeeping, which at these
-sizes costs as much as the arithmetic (benchmarks/RESULTS.md):
+or Huber, with the replay lab's options: a target network, double DQN, n-step
+discounts and importance weights; then Adam), but without autograd's
+bookkeeping, which at these sizes costs as much as the arithmetic
+(benchmarks/RESULTS.md):
 
 - every activation and gradient lives in a buffer allocated once and written
   with `out=`; ReLU is applied in place and its output doubles as its mask
   (comparison ops that build bool masks are slow on CPUs);
 - Q(s) and Q(s') come from one forward over [obs; next_obs], so each weight
   gradient is one batched matmul over both halves ("full"); with "semi" the
-  backward runs over the Q(s) rows only;
+  backward runs over the Q(s) rows only; with a target network (and no double
+  DQN) the online forward runs over obs alone, and the target's over next_obs;
 - the first layer's weight gradient is computed as x^T dh and copied
   transposed: MKL is several times slower on the other orientation when the
   observation is this narrow;

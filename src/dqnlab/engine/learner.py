@@ -24,19 +24,28 @@ parameters is N independent Adams.
 - "semi" (standard DQN, Mnih et al. 2015): the target is a constant; only
   Q(s, a) moves.
 
+The replay lab's options change the target only (standard DQN's additions;
+off in the `tutorial` preset):
+
+- a target network (`learner.target_update` "hard" or "polyak",
+  `target.TargetNetwork`): Q(s') comes from a copy of the network, without
+  gradient, so `td_gradient` must be "semi";
+- double DQN (`learner.double`): a' = argmax_a Q(s', a) by the online
+  network, its value read from the target network (without one, from the
+  online network under no-grad, which is the plain max);
+- n-step returns (`learner.n_step`, `nstep.n_step_returns`): the batch's
+  reward is the discounted sum of up to n rewards and its `discount` gamma^m
+  replaces gamma (0 at termination);
+- prioritized replay (`replay.prioritized`): the batch's `weight` weights
+  each transition's loss, and the TD errors Q(s, a) - target become
+  priorities (`Learner.errors`).
+
 `td_loss` and `reference_step` below are the readable reference, with
 autograd. Training runs the same update through `kernel.LearnStep`, written
-out by hand for speed and tested against this reference and against the
-tutorial's own code (tests/test_learner.py).
-
-Adding an algorithm option (a target network, double DQN, n-step returns)
-happens once, for every backend, in two matching places: the target in
-`td_loss` here, and the same target in `LearnStep.head` (the kernel's
-forward and backward through the network do not change, since an option
-only changes which Q-values the loss reads and what it compares them with).
-The kernel test then parametrizes over the new option. A target network, for
-instance, is a second `StackedQNetwork` whose Q(s') replaces `next_q` in both
-places, with no gradient, copied from the online one every K learn steps.
+out by hand for speed and tested against this reference, option by option,
+and against the tutorial's own code (tests/test_learner.py, tests/test_kernel.py).
+Another option that changes the target goes into both, `td_loss` here and
+`LearnStep.head`; the kernel's forward and backward do not change.
 """
 
 from __future__ import annotations

@@ -6,10 +6,11 @@ a refusal is certain, never a guess:
 - the replay memory: min(replay.capacity or run.samples, run.samples)
   transitions of `bytes_per_transition(obs_dim)` bytes (`engine/replay.py`),
   and, with --save-replay, their copy in the learner's dtypes
-  (`ring_bytes_per_transition`);
+  (`ring_bytes_per_transition`); with replay.prioritized, the sum-tree's
+  2P float64 nodes (P the next power of two >= the slots; `engine/priority.py`);
 - the network: its parameters (each member's block padded as
   `StackedQNetwork` pads it) x 4 bytes x 4 copies: weights, gradients and
-  Adam's two moments (`engine/kernel.py`);
+  Adam's two moments (`engine/kernel.py`), and a fifth with a target network;
 - the learn step's buffers: the forward pass over [obs; next_obs] (2 x
   replay.batch_size rows of every layer) and the backward pass's gradients
   (`kernel.LearnStep`);
@@ -40,7 +41,8 @@ from dqnlab.engine.training import replay_capacity
 from dqnlab.errors import DqnlabError
 
 FLOAT = 4  # bytes: parameters, gradients, moments and activations are float32
-COPIES = 4  # the network's weights, their gradients, and Adam's two moments
+COPIES = 4  # the network's weights, their gradients, and Adam's two moments (a target network adds one)
+TREE_NODE = 8  # bytes: prioritized replay's sum-tree is float64
 UNITS = ("bytes", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
 
 
@@ -52,6 +54,8 @@ class Cost:
     transitions: int  # replay slots preallocated
     transition_bytes: int  # in the replay memory
     saved_bytes: int  # per transition of the copy --save-replay makes at the end (and writes); 0 without
+    tree_bytes: int  # prioritized replay's sum-tree; 0 without
+    copies: int  # of the parameters: COPIES, one more with a target network
     parameters: int  # floats of the engine's network, padded as StackedQNetwork pads them
     file_parameters: int  # floats in a weights file (unpadded)
     buffer_floats: int  # the learn step's activations and gradients
@@ -59,11 +63,11 @@ class Cost:
 
     @property
     def replay(self) -> int:
-        return self.transitions * (self.transition_bytes + self.saved_bytes)
+        return self.transitions * (self.transition_bytes + self.saved_bytes) + self.tree_bytes
 
     @property
     def network(self) -> int:
-        return self.parameters * FLOAT * COPIES
+        return self.parameters * FLOAT * self.copies
 
     @property
     def buffers(self) -> int:
@@ -89,11 +93,14 @@ def run_cost(config: Config, spec: EnvSpec, save_replay: bool = False) -> Cost:
     batch = config.replay.batch_size
     rows = 2 * batch if config.learner.td_gradient == "full" else batch  # rows the backward pass runs over
     every = config.run.checkpoint_every
+    slots = replay_capacity(config)
     return Cost(
         config=config,
-        transitions=replay_capacity(config),
+        transitions=slots,
         transition_bytes=bytes_per_transition(spec.obs_dim),
         saved_bytes=ring_bytes_per_transition(spec.obs_dim) if save_replay else 0,
+        tree_bytes=2 * (1 << (slots - 1).bit_length()) * TREE_NODE if config.replay.prioritized else 0,
+        copies=COPIES + (config.learner.target_update != "none"),
         parameters=sum(_padded(i * o) + _padded(o) for i, o in layers),
         file_parameters=sum(i * o + o for i, o in layers),
         buffer_floats=2 * batch * sum(widths) + rows * sum(widths[1:]) + spec.obs_dim * widths[1],
@@ -180,12 +187,13 @@ def _check_memory(cost: Cost, members: int, held: str, fewer: str) -> None:
         return
     config, times = cost.config, f" x {held}" if members > 1 else ""
     copies = f" + {cost.saved_bytes} bytes copied out with --save-replay" if cost.saved_bytes else ""
+    tree = f", + {_size(cost.tree_bytes)} of sum-tree for replay.prioritized" if cost.tree_bytes else ""
     parts = [
         (cost.replay, f"the replay memory would need {_size(cost.replay * members)} ({cost.transitions:,} transitions x "
-                      f"{cost.transition_bytes} bytes per transition{copies}{times})", _replay_advice(config)),
+                      f"{cost.transition_bytes} bytes per transition{copies}{tree}{times})", _replay_advice(config)),
         (cost.network, f"network.hidden {list(config.network.hidden)} would need {_size(cost.network * members)} "
-                       f"({cost.parameters:,} parameters x {FLOAT} bytes x {COPIES} copies: weights, gradients and "
-                       f"Adam's two moments{times})", "use narrower or fewer hidden layers"),
+                       f"({cost.parameters:,} parameters x {FLOAT} bytes x {cost.copies} copies: {_copies(cost.copies)}{times})",
+         "use narrower or fewer hidden layers"),
         (cost.buffers, f"the learn step's buffers would need {_size(cost.buffers * members)} ({cost.buffer_floats:,} "
                        f"floats x {FLOAT} bytes for replay.batch_size {config.replay.batch_size:,} and network.hidden "
                        f"{list(config.network.hidden)}{times})",
@@ -200,6 +208,12 @@ def _check_memory(cost: Cost, members: int, held: str, fewer: str) -> None:
     elif members > 1:
         advice += f", or use {fewer}"
     raise DqnlabError(f"{what}, more than {against}; {advice}")
+
+
+def _copies(copies: int) -> str:
+    if copies > COPIES:
+        return "weights, gradients, Adam's two moments and the target network"
+    return "weights, gradients and Adam's two moments"
 
 
 def _replay_advice(config: Config) -> str:
