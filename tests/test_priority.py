@@ -16,12 +16,16 @@ from dqnlab.seeding import HIGH
 CHI_SQUARE_999_9 = 27.877
 
 
-def pairwise_root(leaves: np.ndarray, leaf_count: int) -> np.ndarray:
-    """Each row's leaves summed in tree order, padded with zeros to leaf_count: the exact root."""
-    level = np.zeros((leaves.shape[0], leaf_count))
+def grouped_root(leaves: np.ndarray, arity: int, depth: int) -> np.ndarray:
+    """Each row's leaves, padded with zeros to arity**depth, summed in groups of `arity` left to right
+    (a plain Python loop of additions), level by level: the exact root."""
+    level = np.zeros((leaves.shape[0], arity**depth))
     level[:, : leaves.shape[1]] = leaves
     while level.shape[1] > 1:
-        level = level[:, 0::2] + level[:, 1::2]
+        groups = level.reshape(level.shape[0], -1, arity)
+        level = np.zeros(groups.shape[:2])
+        for child in range(arity):
+            level += groups[:, :, child]
     return level[:, 0]
 
 
@@ -44,7 +48,7 @@ def chi_square(counts: np.ndarray, probability: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("capacity", [1, 5, 1000, 50_000])
-def test_totals_after_many_sets_equal_the_pairwise_brute_force_bit_for_bit(capacity):
+def test_totals_after_many_sets_equal_the_grouped_brute_force_bit_for_bit(capacity):
     rng = np.random.default_rng(capacity)
     members = 3
     tree = SumTree(members, capacity, "cpu")
@@ -58,11 +62,14 @@ def test_totals_after_many_sets_equal_the_pairwise_brute_force_bit_for_bit(capac
         tree.set(torch.as_tensor(index), torch.as_tensor(value))
         set_reference(leaves, index, value)
     assert np.array_equal(tree.leaves().numpy(), leaves)
-    assert np.array_equal(tree.total().numpy(), pairwise_root(leaves, tree.leaf_count))
+    assert np.array_equal(tree.total().numpy(), grouped_root(leaves, SumTree.ARITY, tree.depth))
     np.testing.assert_allclose(tree.total().numpy(), leaves.sum(axis=1), rtol=1e-12)
-    nodes, leaf_count = tree.tree.numpy(), tree.leaf_count  # (N, 2P)
-    assert np.array_equal(nodes[:, 1:leaf_count], nodes[:, 2 : 2 * leaf_count : 2] + nodes[:, 3 : 2 * leaf_count : 2])
-    assert not nodes[:, leaf_count + capacity :].any()  # padding stays 0
+    for parent, children in zip(tree.levels[:-1], tree.levels[1:]):  # every internal node: its children's left-to-right sum
+        groups, sums = children.numpy().reshape(members, -1, SumTree.ARITY), np.zeros(parent.shape)
+        for child in range(SumTree.ARITY):
+            sums += groups[:, :, child]
+        assert np.array_equal(parent.numpy(), sums)
+    assert not tree.levels[-1][:, capacity:].any()  # padding stays 0
 
 
 def test_duplicates_in_one_set_the_largest_value_wins_and_replaces_the_old_one():
@@ -168,8 +175,8 @@ def test_one_members_updates_never_touch_anothers_tree():
         errors = torch.as_tensor(rng.normal(size=(2, 8)), dtype=torch.float32)
         first.update(index, errors)
         second.update(torch.stack([index[0], index[1].flip(0)]), torch.stack([errors[0], errors[1] * 100]))
-    assert torch.equal(first.tree.tree[0], second.tree.tree[0]) and first.max_priority[0] == second.max_priority[0]
-    assert not torch.equal(first.tree.tree[1], second.tree.tree[1])
+    assert torch.equal(first.tree.nodes()[0], second.tree.nodes()[0]) and first.max_priority[0] == second.max_priority[0]
+    assert not torch.equal(first.tree.nodes()[1], second.tree.nodes()[1])
 
 
 def test_a_member_samples_the_same_slots_alone_or_in_a_population():
@@ -188,7 +195,7 @@ def test_a_member_samples_the_same_slots_alone_or_in_a_population():
         for slot in range(1, 1000, 3):
             alone.added(slot)
         alone.update(index[k : k + 1], errors[k : k + 1])
-        assert torch.equal(alone.tree.tree[0], population.tree.tree[k])
+        assert torch.equal(alone.tree.nodes()[0], population.tree.nodes()[k])
         assert torch.equal(alone.sample(raw[k : k + 1])[0], slots[k])
         assert torch.equal(alone.weights(slots[k : k + 1], 1000, 0.4)[0], weights[k])
 
@@ -202,7 +209,7 @@ def test_non_finite_errors_stay_in_their_members_row_and_raise_nothing():
     slots = priorities.sample(raw_draws((3, 256)))
     weights = priorities.weights(slots, 20, 0.4)
     assert ((slots >= 0) & (slots < 20)).all()
-    assert torch.isfinite(weights[0]).all() and torch.isfinite(priorities.tree.tree[0]).all()
+    assert torch.isfinite(weights[0]).all() and torch.isfinite(priorities.tree.nodes()[0]).all()
 
 
 def test_sampling_an_empty_memory_and_bad_settings_raise_a_user_error():
@@ -227,14 +234,14 @@ def test_cuda_gives_the_cpus_trees_slots_and_weights_bit_for_bit():
             priorities.added(slot)
         priorities.update(index.to(device), errors.to(device))
         slots = priorities.sample(raw.to(device))
-        results.append([priorities.tree.tree.cpu(), slots.cpu(), priorities.weights(slots, 5000, 0.4).cpu()])
+        results.append([priorities.tree.nodes().cpu(), slots.cpu(), priorities.weights(slots, 5000, 0.4).cpu()])
     for cpu, cuda in zip(*results):
         assert torch.equal(cpu, cuda)
 
 
-@pytest.mark.parametrize("capacity", [1, 5, 1000])
+@pytest.mark.parametrize("capacity", [1, 5, 1000, 5000])
 def test_setting_one_slot_for_every_member_builds_the_tree_set_builds(capacity):
-    """`set_slot` (running sums along the path) leaves every node exactly as `set` (level by level) does."""
+    """`set_slot` (the path's node ids as Python ints) leaves every node exactly as `set` (tensor ids) does."""
     rng = np.random.default_rng(11)
     by_slot, by_set = SumTree(3, capacity, "cpu"), SumTree(3, capacity, "cpu")
     for _ in range(500):
@@ -242,4 +249,4 @@ def test_setting_one_slot_for_every_member_builds_the_tree_set_builds(capacity):
         value = torch.as_tensor(rng.uniform(0, 1e3, size=3) * (rng.random(3) < 0.9))  # (N,) float64, some zeros
         by_slot.set_slot(slot, value)
         by_set.set(torch.full((3, 1), slot), value.unsqueeze(1))
-        assert torch.equal(by_slot.tree, by_set.tree)
+        assert torch.equal(by_slot.nodes(), by_set.nodes())

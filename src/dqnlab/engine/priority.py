@@ -11,18 +11,25 @@ weight w_i = (size * P(i))^-beta, divided by the batch's largest weight so that
 weights only ever scale updates down (their Algorithm 1, line 10).
 
 Drawing in proportion needs prefix sums that change on every update: a
-sum-tree gives both in O(log C). Here the N members' trees live in one
-(N, 2P) float64 tensor, and every operation runs on all members and all batch
-items at once; only the tree's levels are looped over in Python. Members are
+sum-tree gives both in O(log C). Here each member's tree is 16-ary (a node
+sums 16 children), so 50,000 slots take 4 levels instead of a binary tree's
+16. For one member a level costs per torch call, not per float, so drawing
+and updating take half a binary tree's time; for 32 members the floats
+dominate and the two are about even (benchmarks/RESULTS.md, "The replay
+lab's costs"). The N members' trees live in one (N, K^l)
+float64 tensor per level, and every operation runs on all members and all
+batch items at once; only the levels are looped over in Python. Members are
 rows that never mix, so a member draws the same slots alone or in any
 population (the point of `seeding.MemberDraws`).
 
 Invariants that the tests check:
 
-- every internal node is exactly fl(left + right): a change recomputes its
-  ancestors from their children, never by adding deltas, so no rounding drift
-  builds up over millions of updates (the drift that makes add-the-delta
-  trees report totals that no longer match their leaves);
+- every internal node is exactly the running sum of its 16 children, added
+  left to right (`cumsum`'s last element; on a GPU its scan may add in
+  another order): a change recomputes its ancestors from their children,
+  never by adding deltas, so no rounding drift builds up over millions of
+  updates (the drift that makes add-the-delta trees report totals that no
+  longer match their leaves);
 - `find` never returns a slot of priority 0 (an empty slot, or padding beyond
   the capacity), even for masses that rounding pushed to the total.
 
@@ -43,11 +50,11 @@ SHIFT = HIGH.bit_length() - 1 - MANTISSA  # 9: keep the top 53 of a raw draw's 6
 
 
 class SumTree:
-    """N members' sum-trees over `capacity` slots, in one (N, 2P) float64 tensor.
+    """N members' 16-ary sum-trees over `capacity` slots: `levels[l]` (N, 16^l) float64, the root first.
 
-    P is the next power of two >= capacity; leaves sit at [P, 2P), node i's
-    children at 2i and 2i + 1, the root at 1 (node 0 is unused). Leaves beyond
-    the capacity stay 0.
+    The leaves are `levels[-1]`, 16^L >= capacity of them (L >= 1); node j of
+    level l sums nodes 16j .. 16j + 15 of level l + 1. Leaves beyond the
+    capacity stay 0.
 
     >>> tree = SumTree(members=1, capacity=3, device="cpu")
     >>> tree.set(torch.tensor([[0, 2]]), torch.tensor([[1.0, 3.0]], dtype=torch.float64))
@@ -57,80 +64,73 @@ class SumTree:
     [[0, 2, 2]]
     """
 
+    ARITY = 16
+
     def __init__(self, members: int, capacity: int, device: torch.device | str) -> None:
         if members < 1 or capacity < 1:
             raise DqnlabError(f"a sum-tree needs members >= 1 and capacity >= 1; got {members}, {capacity}")
         self.members, self.capacity = members, capacity
-        self.leaf_count = 1 << (capacity - 1).bit_length()  # P: the next power of two >= capacity
-        self.depth = self.leaf_count.bit_length() - 1  # levels between the root and the leaves
-        self.tree = torch.zeros((members, 2 * self.leaf_count), dtype=torch.float64, device=device)  # (N, 2P)
+        self.depth = 1  # levels below the root
+        while self.ARITY**self.depth < capacity:
+            self.depth += 1
+        options = {"dtype": torch.float64, "device": device}
+        self.levels = [torch.zeros((members, self.ARITY**level), **options) for level in range(self.depth + 1)]  # (N, K^l)
+        self.groups = [level.view(members, -1, self.ARITY) for level in self.levels[1:]]  # (N, K^(l-1), K): children by parent
 
     def set(self, index: torch.Tensor, value: torch.Tensor) -> None:
         """Set member k's leaves index[k] (N, B) to value[k] (N, B), then recompute their ancestors.
 
         Where a slot appears twice in one member's row, the largest value wins
         (scatter_reduce's amax, deterministic on every device). Each ancestor
-        is recomputed from its two children, O(B log P), never the whole tree.
+        is recomputed from its children, O(B K log_K C), never the whole tree.
         """
-        node = index + self.leaf_count  # (N, B) leaf node ids
-        value = value.to(self.tree.dtype)  # (N, B)
-        self.tree.scatter_reduce_(1, node, value, reduce="amax", include_self=False)  # (N, 2P)
-        pairs = self.tree.view(self.members, self.leaf_count, 2)  # (N, P, 2): row j holds node j's children
-        for _ in range(self.depth):
-            node = node >> 1  # (N, B) parents (node // 2); duplicates recompute the same value
-            left, right = pairs.gather(1, node.unsqueeze(2).expand(-1, -1, 2)).unbind(dim=2)  # (N, B) each
-            self.tree.scatter_(1, node, left + right)  # (N, 2P)
+        self.levels[-1].scatter_reduce_(1, index, value.to(torch.float64), reduce="amax", include_self=False)  # (N, P)
+        node = index  # (N, B)
+        for level in range(self.depth, 0, -1):
+            node = torch.div(node, self.ARITY, rounding_mode="floor")  # (N, B) parents; duplicates recompute the same value
+            children = self.groups[level - 1].gather(1, node.unsqueeze(2).expand(-1, -1, self.ARITY))  # (N, B, K)
+            self.levels[level - 1].scatter_(1, node, children.cumsum(dim=2)[:, :, -1])  # (N, K^(l-1)): left-to-right sums
 
     def set_slot(self, slot: int, value: torch.Tensor) -> None:
-        """Set every member's leaf `slot` to value (N,), as `set` would, in a handful of operations.
-
-        The slot's ancestors are the running sums of its new leaf and the
-        siblings along its path, bottom up: fl(fl(leaf + s_0) + s_1) ..., which
-        is what recomputing each ancestor from its children gives, since a
-        sibling never lies on the path. On the CPU `cumsum` adds in exactly
-        that order; a GPU's scan may not, so there the levels are walked.
-        """
-        if self.tree.device.type != "cpu":
-            self.set(torch.full((self.members, 1), slot, dtype=torch.int64, device=self.tree.device), value.unsqueeze(1))
-            return
-        path, siblings = self._path(slot)  # (depth + 1,), (depth,) node ids, leaf first
-        running = torch.cat((value.to(self.tree.dtype).unsqueeze(1), self.tree.index_select(1, siblings)), dim=1)  # (N, depth + 1)
-        self.tree.index_copy_(1, path, running.cumsum_(dim=1))  # (N, 2P)
-
-    def _path(self, slot: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Slot's leaf and its ancestors up to the root (depth + 1,), and the sibling at each level below the root (depth,)."""
-        node = slot + self.leaf_count
-        path = [node >> level for level in range(self.depth + 1)]  # leaf, parent, ..., root
-        siblings = [n ^ 1 for n in path[:-1]]
-        options = {"dtype": torch.int64, "device": self.tree.device}
-        return torch.tensor(path, **options), torch.tensor(siblings, **options)
+        """Set every member's leaf `slot` to value (N,), as `set` would, with the path's node ids as Python ints."""
+        node = slot
+        self.levels[-1][:, node].copy_(value)  # (N,)
+        for level in range(self.depth, 0, -1):
+            node //= self.ARITY  # the parent
+            self.levels[level - 1][:, node].copy_(self.groups[level - 1][:, node].cumsum(dim=1)[:, -1])  # (N,)
 
     def total(self) -> torch.Tensor:
         """Each member's sum of leaves, (N,) float64: the roots, copied."""
-        return self.tree[:, 1].clone()  # (N,)
+        return self.levels[0][:, 0].clone()  # (N,)
 
     def leaves(self) -> torch.Tensor:
         """Each member's leaf values, (N, capacity) float64, a view: do not write through it."""
-        return self.tree[:, self.leaf_count : self.leaf_count + self.capacity]  # (N, C)
+        return self.levels[-1][:, : self.capacity]  # (N, C)
+
+    def nodes(self) -> torch.Tensor:
+        """Every node, root first, level by level: (N, 1 + K + ... + K^L), a copy."""
+        return torch.cat(self.levels, dim=1)
 
     def find(self, mass: torch.Tensor) -> torch.Tensor:
         """Slots (N, B) int64 whose prefix range [sum_{j<i} p_j, sum_{j<=i} p_j) holds mass (N, B) in [0, total).
 
-        Descends from the root: go right only if the mass reaches past the left
-        child AND the right child is positive. So every node entered is
-        positive (given a positive root), the leaf reached is never a slot of
-        value 0, and a mass that rounding left at or above the total still
-        lands on the last positive slot. Padding is a suffix of the leaves, so
-        the slot is always below the capacity, even for NaN or inf priorities.
+        Descends from the root. At each node the mass is first held below the
+        running sum of its children (a mass that rounding left at or above it
+        goes to the last positive child); the child taken is then the first
+        whose running sum exceeds the mass, which is never a child of value 0
+        (its running sum would equal the one before). So every node entered is
+        positive (given a positive root) and the slot reached is a stored one.
         """
-        node = torch.ones_like(mass, dtype=torch.int64)  # (N, B) the root
-        pairs = self.tree.view(self.members, self.leaf_count, 2)  # (N, P, 2)
-        for _ in range(self.depth):
-            left, right = pairs.gather(1, node.unsqueeze(2).expand(-1, -1, 2)).unbind(dim=2)  # (N, B) each
-            go_right = (mass >= left).logical_and_(right > 0)  # (N, B)
-            mass = torch.where(go_right, mass - left, mass)  # (N, B)
-            node = node.mul_(2).add_(go_right)  # (N, B) the chosen child, in place: node is ours
-        return node - self.leaf_count  # (N, B)
+        node = torch.zeros_like(mass, dtype=torch.int64)  # (N, B) the root
+        zero = mass.new_zeros(())
+        for group in self.groups:
+            children = group.gather(1, node.unsqueeze(2).expand(-1, -1, self.ARITY))  # (N, B, K)
+            running = children.cumsum_(dim=2)  # (N, B, K): left-to-right sums, as the node holds
+            mass = torch.minimum(mass, torch.nextafter(running[:, :, -1], zero))  # (N, B): below the node's sum
+            passed = running <= mass.unsqueeze(2)  # (N, B, K): children wholly left of the mass
+            mass = mass - (running * passed).amax(dim=2)  # (N, B): the mass left inside the child taken
+            node = node.mul_(self.ARITY).add_(passed.sum(dim=2))  # (N, B) the child taken, in place: node is ours
+        return node  # (N, B)
 
 
 class Priorities:
