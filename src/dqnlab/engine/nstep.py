@@ -29,6 +29,8 @@ newest one hold the oldest transitions (or nothing), and are never read.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from dqnlab.engine.replay import Batch, Replay, unpack
@@ -54,27 +56,36 @@ def n_step_returns(replay: Replay, index: torch.Tensor, n: int, gamma: float) ->
     """
     if n < 1:
         raise DqnlabError(f"n-step returns need n >= 1; got n = {n}")
-    members, capacity, width = replay.members, replay.capacity, replay.rows.shape[2]
+    members, capacity, width, d = replay.members, replay.capacity, replay.rows.shape[2], replay.obs_dim
     memory = replay.rows.view(-1, width)  # (C*N, F): row slot * N + member
-    offsets = torch.arange(n, device=index.device)  # (n,) j: transition t+j is j slots after t
-    slots = (index.unsqueeze(2) + offsets) % capacity  # (N, B, n)
-    flat = slots * members + replay.member_rows.unsqueeze(2)  # (N, B, n) rows of the memory
+    offsets, powers = _constants(n, gamma, index.device)  # (n,) j, (n + 1,) float64 gamma^j
+    slots = index.unsqueeze(2) + offsets  # (N, B, n) slot of t+j, before wrapping: below capacity + n - 1
+    # one compare and subtract wraps them when n <= capacity (as config.validate ensures); an int64 % costs more
+    slots = torch.where(slots >= capacity, slots - capacity, slots) if n <= capacity else slots % capacity  # (N, B, n)
+    flat = slots.mul_(members).add_(replay.member_rows.unsqueeze(2))  # (N, B, n) rows of the memory
     rows = memory.index_select(0, flat.view(-1)).view(*flat.shape, width)  # (N, B, n, F)
-    steps = unpack(rows, replay.obs_dim)  # fields (N, B, n, ...)
 
     newest = (replay.cursor - 1) % capacity  # the slot of the newest stored transition
-    successors = (newest - index) % capacity  # (N, B) stored transitions after t
-    stops = steps.terminated | steps.truncated | (offsets == successors.clamp(max=n - 1).unsqueeze(2))  # (N, B, n)
+    successors = newest - index  # (N, B) in (-capacity, capacity)
+    successors = torch.where(successors < 0, successors + capacity, successors)  # (N, B) stored transitions after t
+    ended = rows[..., 2 * d + 2] + rows[..., 2 * d + 3]  # (N, B, n) > 0 where t+j terminated or was truncated
+    stops = (ended > 0).logical_or_(offsets == successors.clamp_(max=n - 1).unsqueeze(2))  # (N, B, n)
     last = stops.byte().argmax(dim=2, keepdim=True)  # (N, B, 1) j = m - 1 of the first stop: argmax takes the first
 
-    powers = torch.tensor([gamma**j for j in range(n + 1)], dtype=torch.float64, device=index.device)  # (n + 1,)
-    terms = steps.reward.double() * powers[:n]  # (N, B, n) gamma^j r_{t+j}; those after the stop are never summed
-    reward = terms.cumsum(dim=2).gather(dim=2, index=last).squeeze(dim=2).float()  # (N, B) G, summed j = 0, 1, ...
-    first = unpack(rows[:, :, 0], replay.obs_dim)  # fields (N, B, ...) of transition t
+    terms = rows[..., 2 * d + 1].double().mul_(powers[:n])  # (N, B, n) gamma^j r_{t+j}; those after the stop are never summed
+    reward = terms.cumsum_(dim=2).gather(dim=2, index=last).squeeze(dim=2).float()  # (N, B) G, summed j = 0, 1, ...
+    first = unpack(rows[:, :, 0], d)  # fields (N, B, ...) of transition t
     end_rows = memory.index_select(0, flat.gather(dim=2, index=last).view(-1)).view(*index.shape, width)  # (N, B, F)
-    end = unpack(end_rows, replay.obs_dim)  # fields (N, B, ...) of transition t+m-1
-    bootstrap = powers[last.squeeze(dim=2) + 1]  # (N, B) gamma^m
-    discount = torch.where(end.terminated, 0.0, bootstrap).float()  # (N, B)
+    end = unpack(end_rows, d)  # fields (N, B, ...) of transition t+m-1
+    discount = torch.where(end.terminated, 0.0, powers[last.squeeze(dim=2) + 1]).float()  # (N, B) gamma^m, 0 at termination
     batch = Batch(obs=first.obs, action=first.action, reward=reward, next_obs=end.next_obs,
                   terminated=end.terminated, truncated=end.truncated)  # fmt: skip
     return batch, discount
+
+
+@functools.lru_cache(maxsize=64)
+def _constants(n: int, gamma: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The offsets 0..n-1 (n,) and the powers gamma^0..gamma^n (n + 1,) in float64, made once per setting."""
+    offsets = torch.arange(n, device=device)  # (n,)
+    powers = torch.tensor([gamma**j for j in range(n + 1)], dtype=torch.float64, device=device)  # (n + 1,)
+    return offsets, powers
