@@ -13,9 +13,12 @@ one torch thread, for each option alone:
     polyak       a target network averaged with tau 0.005 every learn step
     double       double DQN with the hard target network
 
-Microseconds per loop step (every member's environment step, store and learn
-step) in the steady state (past sample `--skip`), median of `--repeats`
-interleaved rounds, and each option's overhead over uniform in the same round.
+Every action is random (epsilon 1; the greedy action is still computed), so
+every option plays the same episodes and the figures differ by the option's
+own work only. Microseconds per loop step (every member's environment step,
+store and learn step) in the steady state (past sample `--skip`), median of
+`--repeats` interleaved rounds, and each option's overhead over uniform in
+the same round.
 
 Part 2, prioritized replay's own operations at capacity 50,000 (every slot
 filled), B = 64: `added` (once per environment step), `sample`, `weights` and
@@ -37,7 +40,9 @@ import timeit
 sys.path.insert(0, os.path.dirname(__file__))
 from bench_population import steady_rate  # noqa: E402
 
-BASE = ["network.hidden=[64, 64]", 'learner.td_gradient="semi"', "learner.gamma=0.99", "replay.capacity=50000"]
+# epsilon 1: every action is random, drawn from the seed's own stream whatever the network says, so every
+# option plays the same episodes (the same resets and books) and only the option's own work differs.
+BASE = ["network.hidden=[64, 64]", 'learner.td_gradient="semi"', "learner.gamma=0.99", "replay.capacity=50000", "learner.epsilon=1.0"]
 OPTIONS = {
     "uniform": [],
     "prioritized": ["replay.prioritized=true"],
