@@ -140,7 +140,7 @@ class LearnStep:
     def forward(self, obs: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
         self.x_obs.copy_(obs)  # (N, B, obs_dim)
         self.x_next.copy_(next_obs)  # (N, B, obs_dim)
-        return _forward(self.x_forward, self.weights_t, self.biases, self.h)  # (N, 2B, A)
+        return _forward(self.x_forward, self.weights_t, self.biases, self.h)  # (N, 2B, A), or (N, B, A) when only Q(s) is read
 
     def next_value(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The bootstrap's value (N, B) of each next state, and the online argmax (N, B) when the gradient needs it."""
