@@ -101,3 +101,21 @@ def test_populations_as_ray_tasks_give_the_population_backends_results(cluster, 
             result = json.loads((run_dir_for(tmp_path / "ray", variant, seed) / "result.json").read_text())
             assert result["backend"] == "population" and result["population"] == 2
             assert result["attempts"] == (2 if variant == "naive" else 1)
+
+
+def test_the_replay_labs_options_give_the_same_runs_on_every_backend(cluster, tmp_path):
+    """Prioritized + combined + 3-step replay, and a Polyak target with double DQN: local processes, populations
+    in this process, Ray tasks of single runs and of populations all give each seed the same episodes."""
+    variants = {"lab": {"replay": {"prioritized": True, "combined": True}, "learner": {"n_step": 3}},
+                "target": {"learner": {"td_gradient": "semi", "target_update": "polyak", "double": True}}}  # fmt: skip
+    lab = build_experiment("tutorial", 800, 2, variants, TINY)
+    compare(lab, tmp_path / "local", workers=2)
+    compare(lab, tmp_path / "population", workers=1, backend="population")
+    compare(lab, tmp_path / "ray", workers=2, backend="ray")
+    compare(lab, tmp_path / "ray-population", workers=2, backend="ray", population_size=2)
+    for variant in variants:
+        for seed in (0, 1):
+            expected = rows(tmp_path / "local", variant, seed)
+            assert len(expected) > 5
+            for backend in ("population", "ray", "ray-population"):
+                assert rows(tmp_path / backend, variant, seed) == expected, (variant, seed, backend)
