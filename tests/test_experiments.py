@@ -165,6 +165,19 @@ def test_a_changed_configuration_is_redone(finished, tmp_path):
     assert plan(tiny_experiment(seeds=2), out).redone == {"replay/seed-000": "configuration changed"}
 
 
+def test_a_run_written_before_a_key_existed_is_redone_and_says_why(finished, tmp_path):
+    """A run made by a dqnlab without the replay lab's keys: its config.json lacks them, so it is redone, named as old."""
+    out = tmp_path / "copy"
+    shutil.copytree(finished[0], out)
+    config_path = run_dir_for(out, "naive", 1) / "config.json"
+    config = json.loads(config_path.read_text())
+    for key in ("target_update", "target_every", "target_tau", "double", "n_step"):
+        del config["learner"][key]
+    config_path.write_text(json.dumps(config))
+    reason = "written by an older dqnlab (config.json has no learner.target_update and more)"
+    assert plan(tiny_experiment(seeds=2), out).redone == {"naive/seed-001": reason}
+
+
 def test_a_different_experiment_is_refused_unless_overwrite(finished, tmp_path):
     out = tmp_path / "copy"
     shutil.copytree(finished[0], out)

@@ -126,7 +126,11 @@ def run_state(run_dir: Path, expected: Config) -> str:
         status = read_run_json(run_dir, RESULT).get("status")
         if status not in KEPT_STATUSES:
             return f"{status or 'unknown status'} before"
-        if read_run_json(run_dir, CONFIG) != config_to_dict(expected):
+        stored, wanted = read_run_json(run_dir, CONFIG), config_to_dict(expected)
+        if stored != wanted:
+            missing = _missing_keys(stored, wanted)
+            if missing:  # keys a later dqnlab added: the run was made by code without them
+                return f"written by an older dqnlab (config.json has no {missing[0]}{' and more' if len(missing) > 1 else ''})"
             return "configuration changed"
         finished = check_run(run_dir)
     except RunFileError as error:
@@ -134,6 +138,12 @@ def run_state(run_dir: Path, expected: Config) -> str:
     if "terminated" not in finished.episodes:
         return "written by an older dqnlab (episodes.csv has no terminated column)"
     return status
+
+
+def _missing_keys(stored: dict, wanted: dict) -> list[str]:
+    """The "section.key" names of `wanted` that `stored` lacks, in order."""
+    return [f"{section}.{key}" for section, values in wanted.items() if isinstance(values, dict)
+            for key in values if not isinstance(stored.get(section), dict) or key not in stored[section]]  # fmt: skip
 
 
 def fresh_run_dir(task: RunTask) -> None:
