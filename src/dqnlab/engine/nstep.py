@@ -13,7 +13,7 @@ both use n = 3.
 
 No second memory holds n-step transitions: the replay stores one-step
 transitions in time order, so transition t+j sits j slots after t, and the
-n-step batch is gathered from the same rows with one `index_select`. The
+n-step batch is gathered from the same rows (`Replay.rows_at`). The
 return uses m <= n steps and stops early:
 
 - after a transition that ends its episode. A termination ends it for good
@@ -56,17 +56,14 @@ def n_step_returns(replay: Replay, index: torch.Tensor, n: int, gamma: float) ->
     """
     if n < 1:
         raise DqnlabError(f"n-step returns need n >= 1; got n = {n}")
-    members, capacity, width, d = replay.members, replay.capacity, replay.rows.shape[2], replay.obs_dim
-    memory = replay.rows.view(-1, width)  # (C*N, F): row slot * N + member
+    capacity, d = replay.capacity, replay.obs_dim
     offsets, powers = _constants(n, gamma, index.device)  # (n,) j, (n + 1,) float64 gamma^j
     slots = index.unsqueeze(2) + offsets  # (N, B, n) slot of t+j, before wrapping: below capacity + n - 1
     # one compare and subtract wraps them when n <= capacity (as config.validate ensures); an int64 % costs more
     slots = torch.where(slots >= capacity, slots - capacity, slots) if n <= capacity else slots % capacity  # (N, B, n)
-    flat = slots.mul_(members).add_(replay.member_rows.unsqueeze(2))  # (N, B, n) rows of the memory
-    rows = memory.index_select(0, flat.view(-1)).view(*flat.shape, width)  # (N, B, n, F)
+    rows = replay.rows_at(slots)  # (N, B, n, F)
 
-    newest = (replay.cursor - 1) % capacity  # the slot of the newest stored transition
-    successors = newest - index  # (N, B) in (-capacity, capacity)
+    successors = replay.newest() - index  # (N, B) in (-capacity, capacity)
     successors = torch.where(successors < 0, successors + capacity, successors)  # (N, B) stored transitions after t
     ended = rows[..., 2 * d + 2] + rows[..., 2 * d + 3]  # (N, B, n) > 0 where t+j terminated or was truncated
     stops = (ended > 0).logical_or_(offsets == successors.clamp_(max=n - 1).unsqueeze(2))  # (N, B, n)
@@ -75,8 +72,7 @@ def n_step_returns(replay: Replay, index: torch.Tensor, n: int, gamma: float) ->
     terms = rows[..., 2 * d + 1].double().mul_(powers[:n])  # (N, B, n) gamma^j r_{t+j}; those after the stop are never summed
     reward = terms.cumsum_(dim=2).gather(dim=2, index=last).squeeze(dim=2).float()  # (N, B) G, summed j = 0, 1, ...
     first = unpack(rows[:, :, 0], d)  # fields (N, B, ...) of transition t
-    end_rows = memory.index_select(0, flat.gather(dim=2, index=last).view(-1)).view(*index.shape, width)  # (N, B, F)
-    end = unpack(end_rows, d)  # fields (N, B, ...) of transition t+m-1
+    end = unpack(replay.rows_at(slots.gather(dim=2, index=last).squeeze(dim=2)), d)  # fields (N, B, ...) of transition t+m-1
     discount = torch.where(end.terminated, 0.0, powers[last.squeeze(dim=2) + 1]).float()  # (N, B) gamma^m, 0 at termination
     batch = Batch(obs=first.obs, action=first.action, reward=reward, next_obs=end.next_obs,
                   terminated=end.terminated, truncated=end.truncated)  # fmt: skip

@@ -130,9 +130,13 @@ class Replay:
 
     def gather(self, index: torch.Tensor) -> Batch:
         """Member k's transitions at slots index[k] (B,), as a Batch of (N, B, ...) tensors."""
-        flat = (index * self.members + self.member_rows).view(-1)  # (N*B,) rows of the (C*N, F) memory
-        rows = self.rows.view(-1, self.rows.shape[2]).index_select(0, flat).view(*index.shape, -1)  # (N, B, F)
-        return unpack(rows, self.obs_dim)
+        return unpack(self.rows_at(index), self.obs_dim)
+
+    def rows_at(self, index: torch.Tensor) -> torch.Tensor:
+        """Member k's packed rows at slots index[k] (N, ...): (N, ..., F), with one `index_select`."""
+        members = self.member_rows if index.dim() == 2 else self.member_rows.view(-1, *[1] * (index.dim() - 1))  # (N, 1, ...)
+        flat = (index * self.members + members).view(-1)  # (N*...,) rows of the (C*N, F) memory
+        return self.rows.view(-1, self.rows.shape[2]).index_select(0, flat).view(*index.shape, -1)  # (N, ..., F)
 
     def fields(self) -> Batch:
         """Every ring's fields, (N, C, ...) in the learner's dtypes, slot by slot (not oldest first)."""
