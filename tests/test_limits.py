@@ -98,10 +98,10 @@ def test_a_network_beyond_the_machine_is_refused(tmp_path, machine):
 
 
 def test_prioritized_replay_counts_its_sum_tree(tmp_path, machine):
-    """500,000,000 slots: a tree of 2 x 2**29 float64 nodes (8.6 GB) beside the 48-byte rows (24.0 GB)."""
+    """500,000,000 slots: a tree of 533,333,377 float64 nodes (4.3 GB) beside the 48-byte rows (24.0 GB)."""
     message = refused(tmp_path, "train", "--samples", "500000000", "--set", "replay.prioritized=true")
-    assert message.startswith("the replay memory would need 32.6 GB (500,000,000 transitions x 48 bytes per transition, "
-                              "+ 8.6 GB of sum-tree for replay.prioritized)")  # fmt: skip
+    assert message.startswith("the replay memory would need 28.3 GB (500,000,000 transitions x 48 bytes per transition, "
+                              "+ 4.3 GB of sum-tree for replay.prioritized)")  # fmt: skip
 
 
 def test_a_batch_beyond_the_machine_is_refused(tmp_path, machine):

@@ -65,11 +65,20 @@ def test_totals_after_many_sets_equal_the_grouped_brute_force_bit_for_bit(capaci
     assert np.array_equal(tree.total().numpy(), grouped_root(leaves, SumTree.ARITY, tree.depth))
     np.testing.assert_allclose(tree.total().numpy(), leaves.sum(axis=1), rtol=1e-12)
     for parent, children in zip(tree.levels[:-1], tree.levels[1:]):  # every internal node: its children's left-to-right sum
-        groups, sums = children.numpy().reshape(members, -1, SumTree.ARITY), np.zeros(parent.shape)
+        groups = children.numpy().reshape(members, -1, SumTree.ARITY)  # (N, parents with children, K)
+        sums = np.zeros(groups.shape[:2])
         for child in range(SumTree.ARITY):
             sums += groups[:, :, child]
-        assert np.array_equal(parent.numpy(), sums)
+        assert np.array_equal(parent.numpy()[:, : sums.shape[1]], sums)
+        assert not parent.numpy()[:, sums.shape[1] :].any()  # a padding node has no children and stays 0
     assert not tree.levels[-1][:, capacity:].any()  # padding stays 0
+
+
+@pytest.mark.parametrize("capacity, sizes", [(1, [1, 16]), (17, [1, 16, 32]), (50_000, [1, 16, 208, 3136, 50_000])])
+def test_each_level_holds_sixteen_children_per_node_above_not_a_full_tree(capacity, sizes):
+    """50,000 slots take 53,361 nodes, where a full 16^4-leaf tree would take 69,905."""
+    assert SumTree.level_sizes(capacity) == sizes
+    assert [level.shape[1] for level in SumTree(2, capacity, "cpu").levels] == sizes
 
 
 def test_duplicates_in_one_set_the_largest_value_wins_and_replaces_the_old_one():

@@ -16,8 +16,8 @@ sums 16 children), so 50,000 slots take 4 levels instead of a binary tree's
 16. For one member a level costs per torch call, not per float, so drawing
 and updating take half a binary tree's time; for 32 members the floats
 dominate and the two are about even (benchmarks/RESULTS.md, "The replay
-lab's costs"). The N members' trees live in one (N, K^l)
-float64 tensor per level, and every operation runs on all members and all
+lab's costs"). The N members' trees live in one (N, size) float64
+tensor per level, and every operation runs on all members and all
 batch items at once; only the levels are looped over in Python. Members are
 rows that never mix, so a member draws the same slots alone or in any
 population (the point of `seeding.MemberDraws`).
@@ -50,11 +50,14 @@ SHIFT = HIGH.bit_length() - 1 - MANTISSA  # 9: keep the top 53 of a raw draw's 6
 
 
 class SumTree:
-    """N members' 16-ary sum-trees over `capacity` slots: `levels[l]` (N, 16^l) float64, the root first.
+    """N members' 16-ary sum-trees over `capacity` slots: `levels[l]` (N, size of level l) float64, the root first.
 
-    The leaves are `levels[-1]`, 16^L >= capacity of them (L >= 1); node j of
-    level l sums nodes 16j .. 16j + 15 of level l + 1. Leaves beyond the
-    capacity stay 0.
+    Node j of level l sums nodes 16j .. 16j + 15 of level l + 1. A level
+    holds 16 children for each node of the level above, so the leaves,
+    `levels[-1]`, are the capacity rounded up to a multiple of 16, and the
+    tree has about 16/15 nodes per slot (a full 16^L-leaf tree could hold
+    up to 16 times the capacity). Nodes beyond the capacity stay 0; they add
+    exact zeros to their parents' sums.
 
     >>> tree = SumTree(members=1, capacity=3, device="cpu")
     >>> tree.set(torch.tensor([[0, 2]]), torch.tensor([[1.0, 3.0]], dtype=torch.float64))
@@ -70,12 +73,19 @@ class SumTree:
         if members < 1 or capacity < 1:
             raise DqnlabError(f"a sum-tree needs members >= 1 and capacity >= 1; got {members}, {capacity}")
         self.members, self.capacity = members, capacity
-        self.depth = 1  # levels below the root
-        while self.ARITY**self.depth < capacity:
-            self.depth += 1
+        sizes = self.level_sizes(capacity)
+        self.depth = len(sizes) - 1  # levels below the root
         options = {"dtype": torch.float64, "device": device}
-        self.levels = [torch.zeros((members, self.ARITY**level), **options) for level in range(self.depth + 1)]  # (N, K^l)
-        self.groups = [level.view(members, -1, self.ARITY) for level in self.levels[1:]]  # (N, K^(l-1), K): children by parent
+        self.levels = [torch.zeros((members, size), **options) for size in sizes]  # (N, size of level l)
+        self.groups = [level.view(members, -1, self.ARITY) for level in self.levels[1:]]  # (N, parents, K): children by parent
+
+    @classmethod
+    def level_sizes(cls, capacity: int) -> list[int]:
+        """Nodes per level, the root first: 1, then 16 for each node of the level above, down to the leaves."""
+        parents = [capacity]  # nodes in use per level, the leaves first
+        while parents[-1] > 1 or len(parents) == 1:
+            parents.append(-(-parents[-1] // cls.ARITY))
+        return [1] + [cls.ARITY * count for count in reversed(parents[1:])]
 
     def set(self, index: torch.Tensor, value: torch.Tensor) -> None:
         """Set member k's leaves index[k] (N, B) to value[k] (N, B), then recompute their ancestors.

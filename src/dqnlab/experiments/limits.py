@@ -7,7 +7,7 @@ a refusal is certain, never a guess:
   transitions of `bytes_per_transition(obs_dim)` bytes (`engine/replay.py`),
   and, with --save-replay, their copy in the learner's dtypes
   (`ring_bytes_per_transition`); with replay.prioritized, the sum-tree's
-  2P float64 nodes (P the next power of two >= the slots; `engine/priority.py`);
+  float64 nodes, about 16/15 per slot (`priority.SumTree.level_sizes`);
 - the network: its parameters (each member's block padded as
   `StackedQNetwork` pads it) x 4 bytes x 4 copies: weights, gradients and
   Adam's two moments (`engine/kernel.py`), and a fifth with a target network;
@@ -36,6 +36,7 @@ from typing import Any
 from dqnlab.config import Config
 from dqnlab.engine.envs import EnvSpec, make_env
 from dqnlab.engine.network import ALIGN
+from dqnlab.engine.priority import SumTree
 from dqnlab.engine.replay import bytes_per_transition, ring_bytes_per_transition
 from dqnlab.engine.training import replay_capacity
 from dqnlab.errors import DqnlabError
@@ -99,7 +100,7 @@ def run_cost(config: Config, spec: EnvSpec, save_replay: bool = False) -> Cost:
         transitions=slots,
         transition_bytes=bytes_per_transition(spec.obs_dim),
         saved_bytes=ring_bytes_per_transition(spec.obs_dim) if save_replay else 0,
-        tree_bytes=2 * (1 << (slots - 1).bit_length()) * TREE_NODE if config.replay.prioritized else 0,
+        tree_bytes=sum(SumTree.level_sizes(slots)) * TREE_NODE if config.replay.prioritized else 0,
         copies=COPIES + (config.learner.target_update != "none"),
         parameters=sum(_padded(i * o) + _padded(o) for i, o in layers),
         file_parameters=sum(i * o + o for i, o in layers),
