@@ -12,6 +12,9 @@ nothing else:
 - `explore`: epsilon-greedy coin flips and random actions.
 - `replay`: which stored transitions each batch draws.
 - `evaluate`: reset seeds for greedy play, apart from training's.
+- `behaviour`: a fixed behaviour's coin flips and random actions, for learners
+  that do not act (engine/behaviour.py); apart from `explore`, which a
+  learning behaviour uses as any acting run does.
 
 Streams are `SeedSequence(seed, spawn_key=(stream,))`, NumPy's recommended way
 to derive independent streams from one seed.
@@ -28,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-STREAMS = {"network": 0, "env": 1, "explore": 2, "replay": 3, "evaluate": 4}
+STREAMS = {"network": 0, "env": 1, "explore": 2, "replay": 3, "evaluate": 4, "behaviour": 5}
 
 
 def seed_sequence(seed: int, stream: str) -> np.random.SeedSequence:

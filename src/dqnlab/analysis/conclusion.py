@@ -13,11 +13,13 @@ from dqnlab.analysis.measures import COMPARED, RATES, describe_rate
 from dqnlab.reporting.formatting import fmt, interval
 
 AXES = {"per episode": ("episode_score",), "per sample": ("final_failure_rate", "failure_rate"),
-        "per agent-second": ("time_failure_rate",), "in forgetting": ("collapse_rate", "relative_drawdown")}  # fmt: skip
+        "per agent-second": ("time_failure_rate",), "in forgetting": ("collapse_rate", "relative_drawdown"),
+        "in greedy evaluation": ("greedy_final", "greedy_mean")}  # fmt: skip
 AXIS_WORDS = {"episode_score": "Per episode", "final_failure_rate": "Per sample (final failure rate)",
               "failure_rate": "Per sample (sample efficiency)", "time_failure_rate": "Per agent-second",
               "collapse_rate": "Forgetting (collapses)", "relative_drawdown": "Forgetting (drawdown)",
-              "excess_repurposed_share": "Detector stability (controlled)"}  # fmt: skip
+              "excess_repurposed_share": "Detector stability (controlled)",
+              "greedy_final": "Greedy evaluation (last)", "greedy_mean": "Greedy evaluation (mean over evaluations)"}  # fmt: skip
 
 
 def conclusion(summary: dict[str, Any]) -> list[str]:
@@ -54,6 +56,7 @@ def conclusion(summary: dict[str, Any]) -> list[str]:
 def _headline(summary: dict[str, Any], a: str, b: str) -> str:
     """One sentence: who wins on which of the axes."""
     verdicts = {}
+    shadows = any(summary.get("variants", {}).get(name, {}).get("shadow_runs") for name in (a, b))  # a shadow has no episode measures
     for axis, keys in AXES.items():
         found = {row["verdict"] for key in keys if (row := find(summary["comparisons"], a, b, key)) is not None}
         winners = found - {"inconclusive"}
@@ -61,8 +64,10 @@ def _headline(summary: dict[str, Any], a: str, b: str) -> str:
             verdicts[axis] = found.pop()
         elif len(winners) == 1:  # a winner on some measures of the axis, inconclusive on the others
             verdicts[axis] = "partly " + winners.pop()
-        else:
-            verdicts[axis] = "mixed" if found else "unmeasured"
+        elif found:
+            verdicts[axis] = "mixed"
+        elif axis != "in greedy evaluation" and not shadows:  # unevaluated runs, and shadows' episodes, are not news
+            verdicts[axis] = "unmeasured"
     pairs = max((row["n_pairs"] for row in summary["comparisons"] if row["a"] == a and row["b"] == b), default=0)
     words = {b: f"{b} beats {a}", a: f"{a} beats {b}", f"partly {b}": f"{b} beats {a} on part of the measures",
              f"partly {a}": f"{a} beats {b} on part of the measures", "inconclusive": "the evidence is inconclusive",
@@ -75,7 +80,7 @@ def _headline(summary: dict[str, Any], a: str, b: str) -> str:
     budget = summary["experiment"]["samples"]
     return (f"Over {pairs} paired seeds of {fmt(budget)} samples each (verdicts: sign tests, Holm-adjusted across "
             f"the pair's {sum(r['a'] == a and r['b'] == b for r in summary['comparisons'])} measures): "
-            + "; ".join(parts) + ".")  # fmt: skip
+            + ("; ".join(parts) or "nothing could be compared") + ".")  # fmt: skip
 
 
 def _sentence(summary: dict[str, Any], row: dict[str, Any]) -> str:

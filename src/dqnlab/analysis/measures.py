@@ -4,6 +4,11 @@
 better; `run_measures` computes them for one run from its episodes, its
 result.json and its clock (`analysis.clocks`). Per-second measures use one
 agent's seconds, whichever backend trained the run.
+
+A learner that does not act (result.json "behaviour" other than "self")
+trained on its behaviour's episodes: their scores and failures are the
+behaviour's, not the learner's, so every measure read from episodes is
+undefined (NaN) for it, and it is measured by its greedy evaluations.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ MEASURES = {
     "learn_steps": ("learn steps", "cost", None),
     "transitions_processed": ("transitions processed (learn steps x batch size)", "cost", None),
     "agent_seconds": ("one agent's wall-clock seconds for the whole budget", "cost", None),
+    "greedy_final": ("greedy evaluation score at the last evaluation (mean over its episodes)", "greedy", True),
+    "greedy_mean": ("greedy evaluation score, mean over all evaluations (the area under the greedy curve)", "greedy", True),
     "excess_repurposed_share": ("excess repurposing: share of live units repurposed, minus the matched-noise null's", "detectors", False),
     "repurposed_share": ("share of live units repurposed per checkpoint interval (pattern correlation < 0.5)", "detectors", False),
     "null_repurposed_share": ("the same share for the start network moved by random noise of the same size", "detectors", None),
@@ -38,8 +45,18 @@ MEASURES = {
 }  # fmt: skip
 HEADLINE = ("episode_score", "final_failure_rate", "failure_rate", "time_failure_rate")
 FORGETTING = ("collapse_rate", "relative_drawdown")
-COMPARED = (*HEADLINE, *FORGETTING, "excess_repurposed_share")  # one Holm family per pair of variants
+GREEDY = ("greedy_final", "greedy_mean")  # only where runs were evaluated (run.eval_every)
+COMPARED = (*HEADLINE, *FORGETTING, "excess_repurposed_share", *GREEDY)  # one Holm family per pair of variants
 DETECTORS = tuple(key for key, (_, axis, _) in MEASURES.items() if axis == "detectors")
+
+
+def acted(run: Run) -> bool:
+    """The run chose its own actions: its episodes are its own (every run before shadow learners existed)."""
+    return run.result.get("behaviour", "self") == "self"
+
+
+# Measures read from the run's episodes (and first reaching of scores): undefined for a learner that did not act.
+FROM_EPISODES = ("episode_score", "final_failure_rate", "failure_rate", "time_failure_rate", *FORGETTING)
 
 
 def shares_clock(run: Run) -> bool:
@@ -57,7 +74,7 @@ def run_clock(run: Run, timings: dict[str, Timing]) -> Clock | None:
 
 def common_limits(runs: list[Run], clocks: dict[tuple[str, int], Clock | None], budget: int) -> dict[str, float]:
     """The episode count every run with episodes reached, the agent-seconds every timed run reached, the budget."""
-    counts = [len(run.episodes["score"]) for run in runs if len(run.episodes["score"])]
+    counts = [len(run.episodes["score"]) for run in runs if len(run.episodes["score"]) and acted(run)]
     totals = [float(clock.at(budget)) for clock in clocks.values() if clock is not None]
     return {"episodes": min(counts, default=0), "seconds": min(totals, default=0.0), "budget": budget,
             "rate_window": budget / metrics.RATE_WINDOWS}  # the curves' trailing window of samples
@@ -79,6 +96,7 @@ def run_measures(run: Run, clock: Clock | None, budget: int, common: dict[str, f
         "learn_steps": float(run.result.get("learn_steps", math.nan)),
         "transitions_processed": float(run.result.get("transitions_processed", math.nan)),
         "agent_seconds": float(clock.at(budget)) if clock is not None else math.nan,
+        **greedy_measures(run.evaluations),
     }
     for threshold in metrics.REACH_THRESHOLDS:
         samples, seconds = metrics.first_reach(run.result.get("first_reached", {}), threshold)
@@ -86,7 +104,17 @@ def run_measures(run: Run, clock: Clock | None, budget: int, common: dict[str, f
             seconds = float(clock.at(samples))  # a shared clock's stamp is the batch's: map the sample instead
         values[f"samples_to_{threshold}"] = samples
         values[f"seconds_to_{threshold}"] = seconds if clock is not None else math.nan
+    if not acted(run):
+        values.update({key: math.nan for key in values if key in FROM_EPISODES or key.startswith(("samples_to_", "seconds_to_"))})
     return values
+
+
+def greedy_measures(evaluations: dict[str, np.ndarray]) -> dict[str, float]:
+    """The last greedy evaluation's mean score and the mean over all of them; NaN without evaluations."""
+    scores = evaluations.get("mean_score", np.zeros(0))  # (K,) in sample order
+    if not len(scores):
+        return {"greedy_final": math.nan, "greedy_mean": math.nan}
+    return {"greedy_final": float(scores[-1]), "greedy_mean": float(np.mean(scores))}
 
 
 def _time_failure_rate(failures: np.ndarray, clock: Clock | None, seconds: float, budget: int) -> float:

@@ -84,6 +84,10 @@ def _measures(summary: dict[str, Any]) -> list[Block]:
         "Headline measures": [key for key in HEADLINE if key in summary["measures"]],
         "Forgetting": [key for key in FORGETTING if key in summary["measures"]],
         "Cost": [key for key, m in summary["measures"].items() if m["axis"] == "cost"],
+        "Greedy evaluation (runs with evaluations)": [
+            key for key, m in summary["measures"].items()
+            if m["axis"] == "greedy" and any(v.get("measures", {}).get(key, {}).get("n") for v in summary["variants"].values())
+        ],
         "Detector stability (runs with checkpoints)": [
             key for key, m in summary["measures"].items()
             if m["axis"] == "detectors" and any(v.get("measures", {}).get(key, {}).get("n") for v in summary["variants"].values())
@@ -97,6 +101,11 @@ def _measures(summary: dict[str, Any]) -> list[Block]:
                   "is an episode the environment terminated; failures per 1,000 samples count every sample, those of "
                   "an episode still running at the end included, and 1,000 / rate is the mean samples per failure."),
     ]
+    shadows = [name for name, variant in summary["variants"].items() if variant.get("shadow_runs")]
+    if shadows:
+        blocks.append(Paragraph(f"{', '.join(shadows)} did not act: their runs learned from a behaviour's transitions "
+                                "(behaviour.actor), so their episodes are the behaviour's and every measure read from "
+                                "episodes is undefined for them; their greedy evaluations measure them."))  # fmt: skip
     for title, keys in groups.items():
         if not keys:
             continue

@@ -26,6 +26,7 @@ from dqnlab.analysis.conclusion import conclusion
 from dqnlab.analysis.measures import (
     DETECTORS,
     MEASURES,
+    acted,
     RATES,
     common_limits,
     has_terminations,
@@ -100,6 +101,8 @@ def _variant_block(name: str, usable: list[Run], per_run: dict, runs: list[Run])
     block: dict[str, Any] = {
         "seeds": seeds, "n": len(seeds), "measures": {}, "reach": {},
         "diverged": sum(run.status == "diverged" for run in runs if run.variant == name),
+        # runs that learned from a behaviour's stream: their episode measures are undefined (analysis.measures)
+        "shadow_runs": sum(not acted(run) for run in usable if run.variant == name),
     }  # fmt: skip
     if not seeds:
         return block
@@ -109,7 +112,7 @@ def _variant_block(name: str, usable: list[Run], per_run: dict, runs: list[Run])
         block["measures"][key] = {**(stats.aggregate(finite) if len(finite) else {"n": 0}), "undefined": int(len(values) - len(finite))}
         if key in RATES and len(finite):  # the reciprocal a reader thinks in: samples per failure
             block["measures"][key]["samples_per_failure_at_iqm"] = samples_per_failure(block["measures"][key]["iqm"])
-    for threshold in metrics.REACH_THRESHOLDS:
+    for threshold in metrics.REACH_THRESHOLDS if not block["shadow_runs"] else ():  # a shadow's scores are not its own
         samples = np.array([per_run[(name, seed)][f"samples_to_{threshold}"] for seed in seeds])  # (n,)
         seconds = np.array([per_run[(name, seed)][f"seconds_to_{threshold}"] for seed in seeds])  # (n,)
         block["reach"][str(threshold)] = {
@@ -154,7 +157,7 @@ def _curves(names: list[str], usable: list[Run], clocks: dict[tuple[str, int], C
     samples_grid = np.linspace(budget / CURVE_POINTS, budget, CURVE_POINTS)  # (G,)
     seconds_grid = np.linspace(longest / CURVE_POINTS, longest, CURVE_POINTS) if longest > 0 else np.zeros(0)  # (G,)
     for name in names:
-        runs = [run for run in usable if run.variant == name]
+        runs = [run for run in usable if run.variant == name and acted(run)]  # a shadow's episodes are its behaviour's
         with_episodes = [run for run in runs if len(run.episodes["score"])]
         if with_episodes:  # each variant to the episode count all its runs reached
             count = min(len(run.episodes["score"]) for run in with_episodes)

@@ -30,7 +30,9 @@ from dqnlab.config.resolving import (
     set_value,
 )
 from dqnlab.config.schema import (
+    ACTORS,
     AGENTS,
+    BehaviourConfig,
     Config,
     EnvConfig,
     LOSSES,
@@ -51,7 +53,9 @@ from dqnlab.config.schema import (
 )
 
 __all__ = [
+    "ACTORS",
     "AGENTS",
+    "BehaviourConfig",
     "Config",
     "EnvConfig",
     "LOSSES",

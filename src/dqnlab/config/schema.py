@@ -20,6 +20,10 @@ TD_GRADIENTS = ("full", "semi")
 LOSSES = ("mse", "huber")
 TARGET_UPDATES = ("none", "hard", "polyak")
 AGENTS = ("naive", "replay")
+# Who acts. "self": the run's own epsilon-greedy learner (every agent of the tutorial). The others make the
+# run a shadow learner that never acts: it learns from the transitions this behaviour produces for its seed
+# (engine/behaviour.py): "random" actions, the "handset" network, or the preset's "naive" or "replay" agent.
+ACTORS = ("self", "random", "handset", *AGENTS)
 # The training loop keeps replay.updates_per_step as a fraction with a denominator of at most a million
 # (engine/training.py), so a smaller ratio would round to no learning at all.
 MIN_UPDATES_PER_STEP = 1e-6
@@ -107,6 +111,23 @@ class RunConfig:
 
 
 @dataclass(frozen=True)
+class BehaviourConfig:
+    # "self": the run acts and learns from what it did, as in the tutorial. Any
+    # other actor makes the run a shadow learner (engine/behaviour.py): the
+    # seed's behaviour plays, and the run learns from its transitions in their
+    # order, from the seed's initial weights; runs of one seed and one
+    # behaviour then learn from the same transitions, whatever their learning
+    # rule. "random": uniform actions. "handset": the hand-set network
+    # (dqnlab.handset), epsilon-greedy. "naive" / "replay": the preset's agent
+    # of that name (the preset's replay settings) with this run's env, network,
+    # learner and run settings, learning as it acts.
+    actor: str = "self"
+    # The hand-set network's exploration: a uniformly random action this often,
+    # so that the stream holds failures to learn from, not only balancing.
+    epsilon: float = 0.1
+
+
+@dataclass(frozen=True)
 class Config:
     preset: str = "tutorial"
     agent: str = "replay"
@@ -115,6 +136,7 @@ class Config:
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    behaviour: BehaviourConfig = field(default_factory=BehaviourConfig)
 
 
 SECTIONS: dict[str, type] = {
@@ -123,6 +145,7 @@ SECTIONS: dict[str, type] = {
     "learner": LearnerConfig,
     "replay": ReplayConfig,
     "run": RunConfig,
+    "behaviour": BehaviourConfig,
 }
 
 PRESETS: dict[str, tuple[str, Config]] = {
@@ -188,6 +211,7 @@ def with_agent(config: Config, agent: str) -> Config:
 def validate(config: Config) -> None:
     """Raise DqnlabError naming the first value outside its allowed range."""
     env, net, learner, replay, run = config.env, config.network, config.learner, config.replay, config.run
+    behaviour = config.behaviour
     bounded = replay.capacity is not None
     distinct = not replay.with_replacement  # a batch then needs batch_size distinct transitions
     checks = [  # (key, allowed, rule)
@@ -235,6 +259,10 @@ def validate(config: Config) -> None:
         ("replay.warmup", not bounded or replay.warmup <= replay.capacity, "must be <= replay.capacity, or learning never starts"),
         ("replay.capacity", not bounded or replay.capacity >= learner.n_step,
          "must be >= learner.n_step (an n-step return needs n stored transitions; the naive agent's memory holds one)"),
+        ("behaviour.actor", behaviour.actor in ACTORS, f"must be one of {', '.join(ACTORS)}"),
+        ("behaviour.epsilon", 0 <= behaviour.epsilon <= 1, "must be in [0, 1]"),
+        ("run.eval_every", behaviour.actor == "self" or run.eval_every is not None,
+         "must be set when behaviour.actor is not self (a learner that does not act is measured by greedy evaluations)"),
         ("run.device", run.device == "cpu" or re.fullmatch(r"cuda(:\d+)?", run.device) is not None, "must be cpu, cuda or cuda:N"),
     ]
     for key, allowed, rule in checks:

@@ -149,8 +149,7 @@ class Learner:
         if self.epsilon_final is not None:
             self.explore_below = int(self.epsilon_at(sample) * HIGH)
         greedy = self.network(obs.unsqueeze(1)).squeeze(1).argmax(dim=1)  # (N,)
-        random_action = raw[:, 1] % self.network.n_actions  # (N,)
-        return torch.where(raw[:, 0] < self.explore_below, random_action, greedy)  # (N,)
+        return epsilon_greedy(greedy, raw, self.explore_below, self.network.n_actions)  # (N,)
 
     def learn(self, batch: Batch, alive: torch.Tensor | None = None) -> torch.Tensor:
         """One gradient step for every member where `alive` (N,) is True (None: all); returns the losses (N,)."""
@@ -160,6 +159,15 @@ class Learner:
     def errors(self) -> torch.Tensor | None:
         """The last learn step's TD errors Q(s, a) - target (N, B), kept when asked for (prioritized replay)."""
         return self.step.errors
+
+
+def epsilon_greedy(greedy: torch.Tensor, raw: torch.Tensor, explore_below: int, n_actions: int) -> torch.Tensor:
+    """The greedy actions (N,), each replaced by a random one where its raw coin (N,) < explore_below.
+
+    raw (N, 2) holds each member's draws: the coin, then the random action's draw.
+    """
+    random_action = raw[:, 1] % n_actions  # (N,)
+    return torch.where(raw[:, 0] < explore_below, random_action, greedy)  # (N,)
 
 
 @torch.inference_mode()

@@ -30,6 +30,11 @@ Each member also records whether each episode was terminated (a failure on
 CartPole) or truncated, and the sample at which its running episode first
 reached each score of `REACH_SCORES`, so that measures need not wait for an
 episode to end.
+
+Members that do not act (`behaviour.actor` other than "self",
+engine/behaviour.py) run the same loop on a recorded stream of their seed's
+behaviour: `StreamEnvs` hands them its transitions and recorded actions in
+order, and no environment is made for them.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ import torch
 
 from dqnlab import runtime, seeding
 from dqnlab.config import Config
+from dqnlab.engine.behaviour import acting_config, acts, learns_as_it_acts, play_stream
 from dqnlab.engine.envs import EnvSpec, MemberEnvs, make_member_envs
 from dqnlab.engine.evaluation import greedy_episodes
 from dqnlab.engine.learner import Learner
@@ -52,6 +58,7 @@ from dqnlab.engine.network import QNetwork, StackedQNetwork, build_network
 from dqnlab.engine.records import REACH_SCORES, Divergence, EpisodeRecord, EvaluationRecord, Reached, TrainResult
 from dqnlab.engine.replay import Replay
 from dqnlab.engine.sampling import Sampler
+from dqnlab.engine.stream import RecordingEnvs, Stream, StreamEnvs
 from dqnlab.errors import DqnlabError
 
 
@@ -81,7 +88,7 @@ def check_population(configs: list[Config]) -> Config:
 def evaluate(network: QNetwork, config: Config, samples: int, learn_steps: int) -> EvaluationRecord:
     """Greedy play from the seed's evaluation starts, the same at every checkpoint and for every variant."""
     run = config.run
-    played, _, _ = greedy_episodes(network, config.env, run.eval_episodes, run.seed, run.eval_max_steps)
+    played, _, _, _ = greedy_episodes(network, config.env, run.eval_episodes, run.seed, run.eval_max_steps)
     return EvaluationRecord.of(samples, learn_steps, [e.score for e in played], sum(e.capped for e in played))
 
 
@@ -93,6 +100,7 @@ def train(
     on_evaluation: Callable[[EvaluationRecord], None] | None = None,
     progress_every: int = 500,
     keep_replay: bool = False,
+    stream: Stream | None = None,
 ) -> TrainResult:
     """Train one agent for `config.run.samples` transitions: a population of one.
 
@@ -102,7 +110,7 @@ def train(
         return None if callback is None else (lambda k, *args: callback(*args))
 
     return train_population(
-        [config], one(on_episode), on_progress, one(on_checkpoint), one(on_evaluation), progress_every, keep_replay
+        [config], one(on_episode), on_progress, one(on_checkpoint), one(on_evaluation), progress_every, keep_replay, stream
     )[0]
 
 
@@ -114,6 +122,7 @@ def train_population(
     on_evaluation: Callable[[int, EvaluationRecord], None] | None = None,
     progress_every: int = 500,
     keep_replay: bool = False,
+    stream: Stream | None = None,
 ) -> list[TrainResult]:
     """Train one member per configuration, all at once; the configurations may differ only in their seeds.
 
@@ -123,18 +132,47 @@ def train_population(
     greedy evaluation (`run.eval_every`; its time is kept off the clock);
     `on_progress(samples)` every `progress_every` samples. Returns one
     TrainResult per member, in order; `keep_replay` keeps each member's replay
-    memory in it.
+    memory in it. Members that do not act learn from `stream` (S, N, ...), or
+    if it is None, from their behaviour's, recorded here first
+    (`behaviour_stream`).
     """
     base = check_population(configs)
     device = runtime.resolve_device(base.run.device)
     seeds = [config.run.seed for config in configs]
-    envs = make_member_envs(base.env, seeds, device)
+    if acts(base):
+        envs: MemberEnvs = make_member_envs(base.env, seeds, device)
+    else:
+        stream = behaviour_stream(configs, device) if stream is None else stream
+        envs = StreamEnvs(stream, len(configs), device)
+    return _train_members(configs, envs, Callbacks(on_episode, on_progress, on_checkpoint, on_evaluation, progress_every),
+                          device, keep_replay)  # fmt: skip
+
+
+def behaviour_stream(configs: list[Config], device: torch.device) -> Stream:
+    """The transitions the members' behaviour produces for each member's seed, recorded: (S, N, ...).
+
+    A learning behaviour (the preset's naive or replay agent) trains as a
+    population of its own while every transition it steps through is kept.
+    """
+    base = check_population(configs)
+    if not learns_as_it_acts(base):
+        return play_stream(configs, device)
+    actors = [acting_config(config) for config in configs]
+    seeds = [config.run.seed for config in configs]
+    envs = RecordingEnvs(make_member_envs(base.env, seeds, device), len(configs), base.run.samples)
+    _train_members(actors, envs, Callbacks(None, None, None, None, 1), device, keep_replay=False, evaluate_members=False)
+    return envs.recorded_stream()
+
+
+def _train_members(configs: list[Config], envs: MemberEnvs, callbacks: Callbacks, device: torch.device, keep_replay: bool,
+                   evaluate_members: bool = True) -> list[TrainResult]:  # fmt: skip
+    """Train the members on `envs` (real, recording or a recorded stream); closes `envs`."""
+    base = configs[0]
     network = StackedQNetwork([initial_network(config, envs.spec) for config in configs], device)
     memory = Replay(len(configs), replay_capacity(base), envs.spec.obs_dim, device)
     ledger = Ledger(len(configs), base.run.samples)
-    callbacks = Callbacks(on_episode, on_progress, on_checkpoint, on_evaluation, progress_every)
     try:
-        _loop(configs, envs, network, Sampler(memory, base, device), ledger, callbacks, device)
+        _loop(configs, envs, network, Sampler(memory, base, device), ledger, callbacks, device, evaluate_members)
     finally:
         envs.close()
     return [
@@ -161,10 +199,15 @@ class Callbacks:
     progress_every: int
 
 
-def _loop(configs: list[Config], envs: MemberEnvs, network: StackedQNetwork, sampler: Sampler, ledger: Ledger,
-          callbacks: Callbacks, device: torch.device) -> None:  # fmt: skip
-    """Step, store and learn until every member trained `run.samples` transitions or stopped."""
+def _loop(configs: list[Config], envs: MemberEnvs | StreamEnvs, network: StackedQNetwork, sampler: Sampler, ledger: Ledger,
+          callbacks: Callbacks, device: torch.device, evaluate_members: bool = True) -> None:  # fmt: skip
+    """Step, store and learn until every member trained `run.samples` transitions or stopped.
+
+    Members that act choose their actions; members that do not (`envs` is a
+    `StreamEnvs`) take the stream's recorded ones.
+    """
     run, replay, n = configs[0].run, configs[0].replay, len(configs)
+    acting = acts(configs[0])
     seeds = [config.run.seed for config in configs]
     learner = Learner(network, configs[0].learner, replay.batch_size, keep_errors=replay.prioritized)
     explore = seeding.MemberDraws(seeds, "explore", 2, device)  # (N, 2) per step: a coin and a random action
@@ -175,7 +218,7 @@ def _loop(configs: list[Config], envs: MemberEnvs, network: StackedQNetwork, sam
     start = time.perf_counter()
     obs = envs.reset(np.ones(n, dtype=np.bool_))  # (N, obs_dim)
     for sample in range(1, run.samples + 1):
-        action = learner.act(obs, explore.next(), sample)  # (N,)
+        action = learner.act(obs, explore.next(), sample) if acting else envs.recorded_action()  # (N,)
         step = envs.step(action)
         sampler.add(obs, action, step.reward, step.next_obs, step.terminated, step.truncated)
         if len(sampler.memory) >= replay.warmup:
@@ -197,7 +240,7 @@ def _loop(configs: list[Config], envs: MemberEnvs, network: StackedQNetwork, sam
         if callbacks.on_checkpoint is not None and run.checkpoint_every and sample % run.checkpoint_every == 0:
             for k in np.flatnonzero(ledger.alive):
                 callbacks.on_checkpoint(int(k), sample, network.member(k))
-        if run.eval_every and sample % run.eval_every == 0:
+        if evaluate_members and run.eval_every and sample % run.eval_every == 0:
             paused = time.perf_counter()
             for k in np.flatnonzero(ledger.alive):
                 ledger.evaluations[k].append(evaluate(network.member(k), configs[k], sample, int(ledger.learn_steps[k])))

@@ -14,6 +14,9 @@ a refusal is certain, never a guess:
 - the learn step's buffers: the forward pass over [obs; next_obs] (2 x
   replay.batch_size rows of every layer) and the backward pass's gradients
   (`kernel.LearnStep`);
+- a learner that does not act (behaviour.actor other than "self"): the
+  recorded stream of its behaviour's run.samples transitions
+  (`stream.Stream.nbytes`), held while it learns;
 - on disk: weights.pt and run.samples // run.checkpoint_every checkpoints of
   at least 4 bytes per parameter each (and replay.npz with --save-replay, at
   least the copy's bytes).
@@ -38,6 +41,7 @@ from dqnlab.engine.envs import EnvSpec, make_env
 from dqnlab.engine.network import ALIGN
 from dqnlab.engine.priority import SumTree
 from dqnlab.engine.replay import bytes_per_transition, ring_bytes_per_transition
+from dqnlab.engine.stream import Stream
 from dqnlab.engine.training import replay_capacity
 from dqnlab.errors import DqnlabError
 
@@ -61,6 +65,7 @@ class Cost:
     file_parameters: int  # floats in a weights file (unpadded)
     buffer_floats: int  # the learn step's activations and gradients
     checkpoints: int
+    stream_bytes: int = 0  # the recorded stream a learner that does not act learns from; 0 for one that acts
 
     @property
     def replay(self) -> int:
@@ -76,7 +81,7 @@ class Cost:
 
     @property
     def memory(self) -> int:
-        return self.replay + self.network + self.buffers
+        return self.replay + self.network + self.buffers + self.stream_bytes
 
     @property
     def weight_files(self) -> int:
@@ -106,6 +111,7 @@ def run_cost(config: Config, spec: EnvSpec, save_replay: bool = False) -> Cost:
         file_parameters=sum(i * o + o for i, o in layers),
         buffer_floats=2 * batch * sum(widths) + rows * sum(widths[1:]) + spec.obs_dim * widths[1],
         checkpoints=config.run.samples // every if every else 0,
+        stream_bytes=0 if config.behaviour.actor == "self" else Stream.nbytes(config.run.samples, 1, spec.obs_dim),
     )
 
 
@@ -199,12 +205,15 @@ def _check_memory(cost: Cost, members: int, held: str, fewer: str) -> None:
                        f"floats x {FLOAT} bytes for replay.batch_size {config.replay.batch_size:,} and network.hidden "
                        f"{list(config.network.hidden)}{times})",
          "lower replay.batch_size or network.hidden"),
+        (cost.stream_bytes, f"the recorded stream of behaviour {config.behaviour.actor!r} would need "
+                            f"{_size(cost.stream_bytes * members)} ({config.run.samples:,} transitions{times})",
+         "lower run.samples"),
     ]  # fmt: skip
     largest, what, advice = max(parts, key=lambda part: part[0])
     if largest * members <= available:  # no part alone, but all of them together
         what = (f"{'these runs' if members > 1 else 'this run'} would need {_size(total)} of memory (replay "
                 f"{_size(cost.replay * members)}, network {_size(cost.network * members)}, learn-step buffers "
-                f"{_size(cost.buffers * members)}{times})")  # fmt: skip
+                f"{_size(cost.buffers * members)}, recorded stream {_size(cost.stream_bytes * members)}{times})")  # fmt: skip
         advice = "make it smaller" if members == 1 else f"make it smaller or use {fewer}"
     elif members > 1:
         advice += f", or use {fewer}"

@@ -84,6 +84,8 @@ def summarize(result: TrainResult, backend: str = "single", clock: str = "own") 
         "status": result.status,
         "diverged": None if result.divergence is None else asdict(result.divergence),
         "samples": result.samples,
+        # "self": the run chose its actions; otherwise its episodes are this behaviour's, not its own
+        "behaviour": result.config.behaviour.actor,
         "episodes": len(episodes),
         "high_score": max((e.score for e in episodes), default=None),
         "unfinished_episode": {"score": result.unfinished_score, "length": result.unfinished_length},
