@@ -151,7 +151,7 @@ def test_each_detector_raises_the_q_value_of_its_action(network, name):
 
 
 def test_all_100_seeded_episodes_reach_the_500_step_limit(network):
-    episodes = play(network, EnvConfig(max_episode_steps=500), episodes=EPISODES, seed=SEED, max_steps=UNWRAPPED_STEPS)
+    episodes = play(network, EnvConfig(max_episode_steps=500), episodes=EPISODES, seed=SEED, max_steps=UNWRAPPED_STEPS).episodes
     assert sum(e.score == 500 and e.length == 500 and not e.terminated for e in episodes) == EPISODES
 
 
@@ -169,7 +169,7 @@ def test_unwrapped_the_cart_stays_near_the_centre(unwrapped):
 
 def test_the_simulation_plays_the_same_episodes_as_play(network, unwrapped):
     """Same reset seeds as play(), and the batched argmax picks what greedy_action picks, state by state."""
-    episodes = play(network, EnvConfig(max_episode_steps=None), episodes=EPISODES, seed=SEED, max_steps=1)
+    episodes = play(network, EnvConfig(max_episode_steps=None), episodes=EPISODES, seed=SEED, max_steps=1).episodes
     assert unwrapped.reset_seeds == [e.seed for e in episodes]
     with torch.no_grad():
         batched = network(torch.as_tensor(unwrapped.last_obs)).argmax(dim=1).tolist()  # (E,)

@@ -19,10 +19,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "dqnlab"
 # Each layer, by module name prefix (the longest prefix decides), and the layers it may import from.
 LAYERS = {
     "base": ["dqnlab", "dqnlab.errors", "dqnlab.config", "dqnlab.seeding", "dqnlab.runtime", "dqnlab.experiments.spec"],
-    "engine": ["dqnlab.engine"],
+    "engine": ["dqnlab.engine", "dqnlab.handset"],  # the hand-set network: a behaviour the engine can play
     "rundir": ["dqnlab.rundir"],
     "runner": ["dqnlab.experiments"],
-    "analysis": ["dqnlab.reporting", "dqnlab.analysis", "dqnlab.probe", "dqnlab.networks", "dqnlab.play", "dqnlab.handset"],
+    "analysis": ["dqnlab.reporting", "dqnlab.analysis", "dqnlab.probe", "dqnlab.networks", "dqnlab.play", "dqnlab.deploy"],
     "api": ["dqnlab.api"],
     "cli": ["dqnlab.cli", "dqnlab.__main__"],
 }

@@ -16,7 +16,7 @@ from dqnlab.config import EnvConfig
 from dqnlab.errors import DqnlabError
 from dqnlab.handset import handset_network
 from dqnlab.engine.network import QNetwork, build_network
-from dqnlab.handset import write_handset_run
+from dqnlab.networks import write_handset_run
 from dqnlab.probe.probeset import GRID, ProbeSet, activations, build_probe_set
 from dqnlab.probe.report import probe_run
 from dqnlab.analysis.detectors import KEYS, repurposing, stability_numbers

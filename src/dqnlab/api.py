@@ -9,6 +9,7 @@ lines, progress bars and exit codes.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -17,20 +18,26 @@ from dqnlab.analysis.report import build_report
 from dqnlab.config import Config
 from dqnlab.engine.envs import make_env
 from dqnlab.engine.records import EpisodeRecord, TrainResult
+from dqnlab.errors import DqnlabError
 from dqnlab.experiments.backends import make_backend
 from dqnlab.experiments.events import OnEvent
 from dqnlab.experiments.limits import check_cost, check_experiment_cost
-from dqnlab.experiments.spec import Experiment
-from dqnlab.experiments.sweep import sweep
+from dqnlab.experiments.runner import TimeLimit
+from dqnlab.experiments.assemble import study_from
+from dqnlab.experiments.spec import STUDIES, Experiment, PlaySettings, find_study, study_files, study_question
+from dqnlab.experiments.sweep import Remaining, sweep
 from dqnlab.experiments.trainrun import train_into
-from dqnlab.handset import write_handset_run
-from dqnlab.networks import load_run_network
-from dqnlab.play import PlayEpisode
+from dqnlab.networks import load_run_network, write_handset_run
+from dqnlab.play import Played
 from dqnlab.play import play as play_network
+from dqnlab.rundir.disk import write_json
 from dqnlab.rundir.ownership import output_dir
 from dqnlab.rundir.reading import run_status
 from dqnlab.rundir.writer import require_tensorboard
 from dqnlab.runtime import resolve_device
+
+
+DEPLOY = "deploy.json"  # RESULTS/deploy.json: a study's greedy decision times (dqnlab.deploy)
 
 
 @dataclass(frozen=True)
@@ -68,15 +75,29 @@ def train(config: Config, out: str | Path, overwrite: bool = False, tensorboard:
 
 
 def play(run_dir: str | Path, episodes: int = 10, seed: int = 0, max_steps: int = 10_000, gif: str | Path | None = None,
-         gif_frames: int = 1_000, device: str = "cpu") -> tuple[str, list[PlayEpisode]]:  # fmt: skip
-    """Greedy episodes of a run's final network (and the first as a GIF); returns the run's status and the episodes."""
+         gif_frames: int = 1_000, device: str = "cpu") -> tuple[str, Played]:  # fmt: skip
+    """Greedy episodes of a run's final network (and the first as a GIF).
+
+    Returns the run's status and a `Played`: the episodes (it is their
+    sequence) and the time each greedy decision took.
+    """
     config, network = load_run_network(run_dir, resolve_device(device))
-    results = play_network(network, config.env, episodes=episodes, seed=seed, max_steps=max_steps, gif_path=gif, gif_max_frames=gif_frames)
-    return run_status(run_dir), results
+    played = play_network(network, config.env, episodes=episodes, seed=seed, max_steps=max_steps, gif_path=gif, gif_max_frames=gif_frames)
+    return run_status(run_dir), played
+
+
+@dataclass(frozen=True)
+class Compared:
+    """What `compare_sweep` and `study` made."""
+
+    summary: dict[str, Any]  # summary.json's content
+    remaining: Remaining | None = None  # set when the time limit stopped the sweep before every run had started
+    deploy: dict[str, Any] | None = None  # a study's greedy decision times (deploy.json), when they were measured
 
 
 def compare(experiment: Experiment, out: str | Path, workers: int, backend: str = "local", population_size: int | None = None,
-            address: str | None = None, overwrite: bool = False, on_event: OnEvent | None = None) -> dict[str, Any]:  # fmt: skip
+            address: str | None = None, overwrite: bool = False, on_event: OnEvent | None = None,
+            time_limit_seconds: float | None = None) -> dict[str, Any]:  # fmt: skip
     """Run the experiment's missing runs into `out` (resuming) and rebuild its report; returns the summary.
 
     backend "local": `workers` processes, one run each at a time. "population":
@@ -86,12 +107,67 @@ def compare(experiment: Experiment, out: str | Path, workers: int, backend: str 
     thread each.
     "ray": one Ray task per run (or per population of up to `population_size`
     seeds), on the cluster at `address` or on a local Ray instance of `workers` CPUs.
+    Runs start seed-major, so a sweep cut short leaves whole pairs. With
+    `time_limit_seconds`, no run (or population) starts once that long has
+    passed; those in flight finish and the report covers what exists
+    (`compare_sweep` also says what is left and what it costs).
     """
+    return compare_sweep(experiment, out, workers, backend, population_size, address, overwrite, on_event, time_limit_seconds).summary
+
+
+def compare_sweep(experiment: Experiment, out: str | Path, workers: int, backend: str = "local",
+                  population_size: int | None = None, address: str | None = None, overwrite: bool = False,
+                  on_event: OnEvent | None = None, time_limit_seconds: float | None = None,
+                  play: PlaySettings | None = None) -> Compared:  # fmt: skip
+    """As `compare`, returning what a time limit left as well; with `play` (a study's [play] table), a sweep
+    that ran to the end then plays every complete run greedily, timing each decision (`deploy.measure_deploy`),
+    and writes the table to OUT/deploy.json, under the results directory's lock."""
     out = Path(out)
+    limit = TimeLimit(_time_limit(time_limit_seconds))
     runner = make_backend(backend, workers, population_size, address)
     check_experiment_cost(experiment, backend, workers, population_size, out, address)
-    _, summary = sweep(experiment, out, runner, overwrite, on_event, finish=build_report)
-    return summary
+
+    def finish(path: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        summary = build_report(path)
+        return summary, _deploy(experiment, path, play) if play is not None and not limit.reached else None
+
+    swept = sweep(experiment, out, runner, overwrite, on_event, finish, limit)
+    summary, deploy = swept.finished
+    return Compared(summary, swept.remaining, deploy)
+
+
+def _time_limit(seconds: float | None) -> float | None:
+    if seconds is None:
+        return None
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds <= 0:
+        raise DqnlabError(f"the time limit must be a finite number of seconds > 0; got {seconds!r}")
+    return float(seconds)
+
+
+def _deploy(experiment: Experiment, out: Path, play: PlaySettings) -> dict[str, Any]:
+    """Every complete run's greedy decision time (and the hand-set network's), written to OUT/deploy.json."""
+    from dqnlab.deploy import measure_deploy  # playing networks: only studies with [play] need it
+
+    device = experiment.config(experiment.variants[0], experiment.seeds[0]).run.device
+    table = measure_deploy(out, [variant.name for variant in experiment.variants], list(experiment.seeds),
+                           play.episodes, play.max_steps, play.handset, device)  # fmt: skip
+    write_json(out / DEPLOY, table)
+    return table
+
+
+def study(name: str | Path, out: str | Path, workers: int, backend: str = "local", population_size: int | None = None,
+          address: str | None = None, overwrite: bool = False, on_event: OnEvent | None = None,
+          time_limit_seconds: float | None = None) -> Compared:  # fmt: skip
+    """Run a study file (studies/NAME.toml from the current directory, or a path to one) as
+    `compare --experiment` runs it, then its [play] table if it has one (see `compare_sweep`)."""
+    experiment, play = study_from(find_study(str(name)))
+    return compare_sweep(experiment, out, workers, backend, population_size, address, overwrite, on_event,
+                         time_limit_seconds, play)  # fmt: skip
+
+
+def studies(folder: str | Path = STUDIES) -> dict[str, str]:
+    """NAME -> the question (first comment line) of every study file FOLDER/NAME.toml."""
+    return {name: study_question(path) for name, path in study_files(Path(folder)).items()}
 
 
 def report(results_dir: str | Path) -> dict[str, Any]:
@@ -114,4 +190,5 @@ def handset(out: str | Path, overwrite: bool = False) -> Path:
     return write_handset_run(Path(out), overwrite)
 
 
-__all__ = ["Trained", "check_train", "train", "play", "compare", "report", "probe", "handset"]
+__all__ = ["Trained", "Compared", "check_train", "train", "play", "compare", "compare_sweep", "study", "studies", "report",
+           "probe", "handset"]

@@ -77,17 +77,12 @@ push left, as argmax does.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 
-from dqnlab.config import Config, config_to_json, resolve
+from dqnlab.config import Config, resolve
 from dqnlab.engine.network import QNetwork
-from dqnlab.rundir.disk import write_json, write_text
-from dqnlab.rundir.layout import CONFIG, RESULT, WEIGHTS
-from dqnlab.rundir.ownership import output_dir
-from dqnlab.rundir.writer import save_weights
 
 OBS_NAMES = ("x", "x_dot", "theta", "theta_dot")  # CartPole-v1's observation, in order
 ACTIONS = ("left", "right")  # action 0 pushes the cart left, 1 pushes it right
@@ -175,16 +170,3 @@ HANDSET_STATUS = "handset"  # result.json's status for a network nobody trained
 def handset_config() -> Config:
     """The tutorial's configuration with the hand-set network's one hidden layer of len(NEURONS) units."""
     return resolve("tutorial", "replay", overrides=[f"network.hidden=[{len(NEURONS)}]"])
-
-
-def write_handset_run(out: Path, overwrite: bool = False) -> Path:
-    """config.json, weights.pt, neurons.json and result.json for the hand-set network."""
-    config = handset_config()
-    with output_dir(out, "run", "dqnlab handset", overwrite=overwrite):
-        write_text(out / CONFIG, config_to_json(config))
-        save_weights(handset_network().state_dict(), out / WEIGHTS)
-        write_json(out / "neurons.json", [asdict(n) for n in NEURONS])
-        result = {"status": HANDSET_STATUS, "samples": 0, "learn_steps": 0, "neurons": len(NEURONS),
-                  "note": "weights set by hand (dqnlab.handset), not trained"}  # fmt: skip
-        write_json(out / RESULT, result)
-    return out

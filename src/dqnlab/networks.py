@@ -1,17 +1,23 @@
-"""A run's Q-network, built from its checked files: what play, probe and the detector measures run."""
+"""A run's Q-network, built from its checked files: what play, probe and the detector measures run; and the
+hand-set network written as a run directory (`dqnlab handset`)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from dqnlab.config import Config
+from dqnlab.config import Config, config_to_json
 from dqnlab.engine.envs import make_env
 from dqnlab.engine.network import QNetwork
-from dqnlab.rundir.layout import WEIGHTS
+from dqnlab.handset import HANDSET_STATUS, NEURONS, handset_config, handset_network
+from dqnlab.rundir.disk import write_json, write_text
+from dqnlab.rundir.layout import CONFIG, RESULT, WEIGHTS
+from dqnlab.rundir.ownership import output_dir
 from dqnlab.rundir.reading import load_config
 from dqnlab.rundir.weights import read_weights
+from dqnlab.rundir.writer import save_weights
 
 
 def load_network(path: str | Path, obs_dim: int, n_actions: int, device: torch.device | str = "cpu",
@@ -34,3 +40,16 @@ def load_run_network(run_dir: str | Path, device: torch.device | str = "cpu",
     env.close()
     network = load_network(weights or Path(run_dir) / WEIGHTS, spec.obs_dim, spec.n_actions, device, config.network.hidden)
     return config, network
+
+
+def write_handset_run(out: Path, overwrite: bool = False) -> Path:
+    """config.json, weights.pt, neurons.json and result.json for the hand-set network."""
+    config = handset_config()
+    with output_dir(out, "run", "dqnlab handset", overwrite=overwrite):
+        write_text(out / CONFIG, config_to_json(config))
+        save_weights(handset_network().state_dict(), out / WEIGHTS)
+        write_json(out / "neurons.json", [asdict(n) for n in NEURONS])
+        result = {"status": HANDSET_STATUS, "samples": 0, "learn_steps": 0, "neurons": len(NEURONS),
+                  "note": "weights set by hand (dqnlab.handset), not trained"}  # fmt: skip
+        write_json(out / RESULT, result)
+    return out

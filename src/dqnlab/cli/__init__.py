@@ -70,7 +70,7 @@ def cli() -> None:
     """
 
 
-from dqnlab.cli import compare, inspect, run  # noqa: E402  (each module adds its commands to `cli`)
+from dqnlab.cli import compare, inspect, run, study  # noqa: E402  (each module adds its commands to `cli`)
 
 LEFT_OUT_EXIT = compare.LEFT_OUT_EXIT
 
@@ -79,4 +79,4 @@ def main() -> None:
     cli.main(prog_name="dqnlab")
 
 
-__all__ = ["cli", "main", "LEFT_OUT_EXIT", "UserError", "compare", "inspect", "run"]
+__all__ = ["cli", "main", "LEFT_OUT_EXIT", "UserError", "compare", "inspect", "run", "study"]

@@ -1,22 +1,54 @@
-"""`dqnlab compare` and `dqnlab report`: variants x paired seeds, trained, resumed and compared."""
+"""`dqnlab compare` and `dqnlab report`: variants x paired seeds, trained, resumed and compared.
+
+`sweep_options` and `run_sweep` are shared with `dqnlab study` (cli/study.py), which runs a study file as
+`compare --experiment` does.
+"""
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from pathlib import Path
+from typing import Callable
 
 import click
 
 from dqnlab import api
 from dqnlab.cli import cli
-from dqnlab.cli.display import SweepDisplay
+from dqnlab.cli.display import SweepDisplay, remaining_line
 from dqnlab.config import PRESETS
 from dqnlab.errors import DqnlabError
 from dqnlab.experiments.assemble import experiment_from
 from dqnlab.experiments.backends import NAMES
+from dqnlab.experiments.events import OnEvent
 
 LEFT_OUT_EXIT = 3  # compare and report: the report was written, but runs failed or were left out of it
+
+
+def _minutes_as_seconds(ctx, param, value: float | None) -> float | None:
+    """--time-limit: a finite number of minutes > 0 (click's FloatRange would let nan and inf through), in seconds."""
+    if value is None:
+        return None
+    if not (math.isfinite(value) and value > 0):
+        raise click.BadParameter(f"must be a number of minutes > 0; got {value}")
+    return value * 60
+
+
+def sweep_options(command):
+    """The options of every command that runs a sweep (compare, study): where and how its runs train."""
+    options = [
+        click.option("--backend", type=click.Choice(list(NAMES)), default="local", show_default=True, help="local: one process per run at a time. population: each variant's seeds train together as one batched computation. ray: one Ray task per run (needs dqnlab[ray])."),
+        click.option("--address", default=None, help="Ray backend: the cluster to join (as for ray.init, e.g. auto or HEAD_IP:6379) [default: start a local Ray instance]."),
+        click.option("--population-size", type=click.IntRange(min=1), default=None, help="Population backend: most seeds per population [default: each variant's seeds cut into one population per worker]. Ray backend: run populations of up to this many seeds as Ray tasks [default: one run per task]."),
+        click.option("--workers", type=click.IntRange(min=1), default=None, help="Local backend: worker processes, one torch thread each. Population backend: processes training populations side by side, one torch thread each. Ray backend without --address: CPUs of the local Ray instance [default: CPU cores]."),
+        click.option("--time-limit", "time_limit_seconds", type=float, default=None, callback=_minutes_as_seconds, metavar="MINUTES", help="Start no run (or population) once this many minutes have passed; runs in flight finish, the report covers what exists, and a line says what the rest costs. Rerun to resume."),
+        click.option("--overwrite", is_flag=True, help="Replace a results directory that holds a different experiment."),
+        click.option("-q", "--quiet", is_flag=True, help="Print only the conclusion."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
 @cli.command("compare")
@@ -28,19 +60,15 @@ LEFT_OUT_EXIT = 3  # compare and report: the report was written, but runs failed
 @click.option("--variant", "variants", multiple=True, metavar="NAME:KEY=VALUE,...", help="A variant, e.g. replay16:replay.batch_size=16,replay.warmup=16 or slow:agent=naive,learner.lr=1e-5. Repeatable [default: naive and replay].")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help="A setting shared by every variant, as a TOML literal. Repeatable.")
 @click.option("--eval-every", type=click.IntRange(min=1), default=None, help="Greedy evaluation every K samples (run.eval_every), reported beside training scores.")
-@click.option("--backend", type=click.Choice(list(NAMES)), default="local", show_default=True, help="local: one process per run at a time. population: each variant's seeds train together as one batched computation. ray: one Ray task per run (needs dqnlab[ray]).")
-@click.option("--address", default=None, help="Ray backend: the cluster to join (as for ray.init, e.g. auto or HEAD_IP:6379) [default: start a local Ray instance].")
-@click.option("--population-size", type=click.IntRange(min=1), default=None, help="Population backend: most seeds per population [default: each variant's seeds cut into one population per worker]. Ray backend: run populations of up to this many seeds as Ray tasks [default: one run per task].")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N for every run (run.device) [default: the preset's, cpu].")
-@click.option("--workers", type=click.IntRange(min=1), default=None, help="Local backend: worker processes, one torch thread each. Population backend: processes training populations side by side, one torch thread each. Ray backend without --address: CPUs of the local Ray instance [default: CPU cores].")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Results directory [default: results/compare-PRESET]. Rerunning the same command there resumes.")
-@click.option("--overwrite", is_flag=True, help="Replace a results directory that holds a different experiment.")
-@click.option("-q", "--quiet", is_flag=True, help="Print only the conclusion.")
-def compare_command(experiment_file, preset, samples, seeds, first_seed, variants, overrides, eval_every, backend, address, population_size, device, workers, out, overwrite, quiet):
+@sweep_options
+def compare_command(experiment_file, preset, samples, seeds, first_seed, variants, overrides, eval_every, device, out,
+                    backend, address, population_size, workers, time_limit_seconds, overwrite, quiet):  # fmt: skip
     """Train variants x paired seeds and compare them per episode, per sample and per second.
 
-    Seed k gives every variant the same initial weights and environment starts.
-    Writes runs/, summary.json, summary.md, plots/ and a self-contained report.html.
+    Seed k gives every variant the same initial weights and environment starts; runs start seed-major, so a
+    sweep cut short leaves whole pairs. Writes runs/, summary.json, summary.md, plots/ and a self-contained report.html.
     """
     if first_seed is not None:
         if seeds is None:
@@ -50,35 +78,52 @@ def compare_command(experiment_file, preset, samples, seeds, first_seed, variant
         seeds = range(first_seed, first_seed + seeds)
     experiment = experiment_from(experiment_file, preset, samples, seeds, variants, overrides, eval_every, device)
     out = Path(out or f"results/compare-{experiment.preset}")
-    display = SweepDisplay(experiment.samples, out, quiet)
+
+    def start(on_event: OnEvent) -> api.Compared:
+        return api.compare_sweep(experiment, out, workers or os.cpu_count() or 1, backend, population_size, address,
+                                 overwrite, on_event, time_limit_seconds)  # fmt: skip
+
+    compared = run_sweep(start, experiment.samples, out, quiet)
+    sys.exit(print_conclusion(compared.summary, out, compared.remaining.deferred if compared.remaining else 0))
+
+
+def run_sweep(start: Callable[[OnEvent], api.Compared], samples: int, out: Path, quiet: bool) -> api.Compared:
+    """`start(on_event)` under the live display; then the failures, and what a time limit left and what it costs.
+
+    Ctrl-C exits 130, saying that finished runs are kept.
+    """
+    display = SweepDisplay(samples, out, quiet)
     with display.live:
         try:
-            summary = api.compare(experiment, out, workers or os.cpu_count() or 1, backend, population_size, address,
-                                  overwrite, on_event=display.event)  # fmt: skip
+            compared = start(display.event)
         except KeyboardInterrupt:
             display.live.stop()
             click.echo(f"interrupted: finished runs are kept; rerun the same command to resume into {out}", err=True)
             sys.exit(130)
     if display.failed and not quiet:
         click.echo(f"{display.failed} run(s) failed this time; rerunning the same command retries them", err=True)
-    _print_conclusion(summary, out)
+    if compared.remaining is not None:
+        click.echo(remaining_line(compared.remaining))
+    return compared
 
 
 @cli.command("report")
 @click.argument("results_dir", type=click.Path(file_okay=False))
 def report_command(results_dir):
     """Rebuild summary.json, summary.md, plots and report.html from a results directory's saved runs."""
-    _print_conclusion(api.report(results_dir), Path(results_dir))
+    sys.exit(print_conclusion(api.report(results_dir), Path(results_dir)))
 
 
-def _print_conclusion(summary: dict, out: Path) -> None:
-    """The conclusion and where the report is; exit LEFT_OUT_EXIT if any run is missing from it."""
+def print_conclusion(summary: dict, out: Path, deferred: int = 0) -> int:
+    """Print the conclusion and where the report is; return LEFT_OUT_EXIT if runs are missing from it
+    other than the `deferred` ones a time limit left for later, else 0."""
     for line in summary["conclusion"]:
         click.echo(line)
     click.echo(f"report: {out / 'report.html'}")
     runs = summary["runs"]
-    left_out = runs["total"] - runs["used"] - runs["diverged"]
-    if left_out:
+    left_out = runs["total"] - runs["used"] - runs["diverged"] - deferred
+    if left_out > 0:
         click.echo(f"{left_out} of {runs['total']} runs failed or are left out of the comparison (the report's "
                    f"Runs section says why); exit code {LEFT_OUT_EXIT}", err=True)  # fmt: skip
-        sys.exit(LEFT_OUT_EXIT)
+        return LEFT_OUT_EXIT
+    return 0

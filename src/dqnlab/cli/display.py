@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from dqnlab.engine.records import EpisodeRecord, TrainResult
+from dqnlab.experiments.sweep import Remaining
 from dqnlab.experiments.events import (
     Advanced,
     Ended,
@@ -141,3 +142,25 @@ class SweepDisplay:
         minutes = max(time.monotonic() - self.started, 1e-9) / 60
         rate = f"{self.finished / minutes:.1f} runs/min, {self.samples / minutes / 60:,.0f} samples/s"
         self.live.line(f"[{self.done}/{self.total}] {event.key}: {outcome_line(event.outcome)} ({rate} so far)")
+
+
+def remaining_line(remaining: Remaining) -> str:
+    """What a sweep stopped by its time limit left, and what the rest costs at the pace measured in it."""
+    head = f"time limit reached: {remaining.done} of {remaining.total} runs done ({remaining.to_go} to go); "
+    if remaining.seconds is None:
+        return head + f"no {remaining.unit} finished in this sweep, so what the rest costs cannot be estimated yet; rerun the same command to resume"
+    unit = f"population of {remaining.runs_per_unit} seeds" if remaining.unit == "population" else remaining.unit
+    workers = f"{remaining.parallel} worker{'s' if remaining.parallel != 1 else ''}"
+    return head + (f"at the median {remaining.unit_seconds:,.0f} s per {unit} measured here ({workers}), the rest needs "
+                   f"about {duration_text(remaining.seconds)} on this machine; rerun the same command to resume")  # fmt: skip
+
+
+def duration_text(seconds: float) -> str:
+    """Seconds in the unit a person plans with: 45 s, 12 min, 7.8 h, 2.5 days."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"

@@ -53,6 +53,6 @@ def handset_command(out, overwrite):
     out = api.handset(out, overwrite)
     for neuron in NEURONS:
         click.echo(f"{neuron.name:>20}: {neuron.feature}")
-    _, played = api.play(out, episodes=10, seed=0, max_steps=10_000)
-    click.echo(f"unwrapped CartPole: {sum(e.capped for e in played)} of {len(played)} seeded episodes reached the 10,000-step cap")
+    episodes = api.play(out, episodes=10, seed=0, max_steps=10_000)[1].episodes
+    click.echo(f"unwrapped CartPole: {sum(e.capped for e in episodes)} of {len(episodes)} seeded episodes reached the 10,000-step cap")
     click.echo(f"wrote {out}: dqnlab play {out} --gif handset.gif; dqnlab probe {out}")

@@ -17,6 +17,7 @@ from dqnlab.cli.options import build_config, config_options
 from dqnlab.config import PRESETS, Config, config_to_json
 from dqnlab.engine.envs import time_limit_note
 from dqnlab.handset import HANDSET_STATUS
+from dqnlab.play import decision_quartiles
 
 
 @cli.command("train")
@@ -80,8 +81,13 @@ def _default_out(config: Config) -> Path:
 @click.option("--gif-frames", type=click.IntRange(min=1), default=1_000, show_default=True, help="Most frames in the GIF (20 s of CartPole).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 def play_command(run_dir, episodes, seed, max_steps, gif, gif_frames, device):
-    """Play a trained run greedily (no exploration, no learning) and print the scores."""
-    status, results = api.play(run_dir, episodes, seed, max_steps, gif, gif_frames, device)
+    """Play a trained run greedily (no exploration, no learning) and print the scores and the time per decision.
+
+    The decision time goes to stderr: it changes from run to run, and stdout
+    (the scores) stays the same for the same run and seed.
+    """
+    status, played = api.play(run_dir, episodes, seed, max_steps, gif, gif_frames, device)
+    results = played.episodes
     if status not in ("complete", HANDSET_STATUS):
         click.echo(f"note: {run_dir} is {status}; played its last saved weights", err=True)
     for index, ep in enumerate(results):
@@ -92,6 +98,12 @@ def play_command(run_dir, episodes, seed, max_steps, gif, gif_frames, device):
     click.echo(
         f"{len(results)} episodes: mean {statistics.mean(scores):.1f}, median {statistics.median(scores):.1f}, "
         f"min {scores[0]:.1f}, max {scores[-1]:.1f}; {capped} reached the {max_steps}-step cap"
+    )
+    low, median, high = decision_quartiles(played.decision_seconds)
+    click.echo(
+        f"greedy decision time per step: median {median:.1f} us (quartiles {low:.1f}-{high:.1f} us) "
+        f"over {len(played.decision_seconds):,} decisions on {played.device}, {played.threads} torch thread(s)",
+        err=True,
     )
     if gif:
         click.echo(f"wrote {gif}")

@@ -102,7 +102,9 @@ class StreamEnvs:
     `reset` gives every member's observation of its next recorded transition
     (a fresh start where an episode ended: the recording reset there too),
     `recorded_action` the action recorded for it, and `step` the recorded
-    outcome, whatever action it is passed.
+    outcome, whatever action it is passed. After the last transition there is
+    no next one: `reset` then gives the last next observations (an episode
+    that ended on the budget's last sample is reset, and never stepped).
     """
 
     def __init__(self, stream: Stream, members: int, device: torch.device) -> None:
@@ -112,6 +114,8 @@ class StreamEnvs:
         self.stepped = 0
 
     def reset(self, members: np.ndarray) -> torch.Tensor:
+        if self.stepped == self.stream.steps:
+            return self.stream.next_obs[-1]  # (N, obs_dim): the stream is over; nothing steps from here
         return self.stream.obs[self._next()]  # (N, obs_dim)
 
     def recorded_action(self) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""An experiment from a TOML experiment file and `dqnlab compare`'s options, every key checked."""
+"""An experiment from a TOML experiment file and `dqnlab compare`'s options, or from a study file, every key checked."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from dqnlab.errors import DqnlabError
 from dqnlab.experiments.spec import (
     EXPERIMENT_KEYS,
     Experiment,
+    PlaySettings,
     build_experiment,
+    play_settings,
     parse_variant_option,
     read_experiment_file,
 )
@@ -27,6 +29,20 @@ def experiment_from(experiment_file: str | Path | None = None, preset: str | Non
     """
 
     data = read_experiment_file(experiment_file) if experiment_file else {}
+    return _from_data(data, experiment_file, preset, samples, seeds, variants, overrides, eval_every, device)
+
+
+def study_from(path: str | Path) -> tuple[Experiment, PlaySettings | None]:
+    """A study file's experiment, exactly as `compare --experiment` builds it, and its [play] table if it has one."""
+    data = read_experiment_file(path, extra=("play",))
+    play = data.pop("play", None)
+    experiment = _from_data(data, path)
+    return experiment, None if play is None else play_settings(play, f"experiment file {path}")
+
+
+def _from_data(data: dict, experiment_file: str | Path | None, preset: str | None = None, samples: int | None = None,
+               seeds: int | Sequence[int] | None = None, variants: Sequence[str] = (), overrides: Sequence[str] = (),
+               eval_every: int | None = None, device: str | None = None) -> Experiment:  # fmt: skip
     common, where = data.get("common", {}), f"experiment file {experiment_file}"
     if not isinstance(common, dict):
         raise DqnlabError(f"{where}: common must be a table of tables such as [common.learner]; got {common!r}")

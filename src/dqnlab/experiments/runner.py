@@ -16,6 +16,7 @@ held by `ownership.output_dir` (marker and lock) for the whole command.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -53,6 +54,47 @@ class Plan:
     tasks: list[RunTask]  # to run now
     kept: list[str]  # keys of finished runs reused as they are
     redone: dict[str, str] = field(default_factory=dict)  # key -> why an existing directory is redone
+
+
+def clock() -> float:
+    """The seconds a time limit counts (monotonic: a changed wall clock does not end a sweep); tests replace it."""
+    return time.monotonic()
+
+
+@dataclass
+class TimeLimit:
+    """When a sweep stops starting work, and what the work it did took.
+
+    Backends ask `may_start()` before each unit (one run, or one population):
+    once `seconds` have passed since `start()`, none starts, while units in
+    flight finish, so every run directory is whole. They report each finished
+    unit's seconds as they saw them (handed to a worker until it answered
+    done; on Ray, submitted until returned), load and overhead included: that
+    is what the units left will cost on this machine. `parallel`: how many
+    units the backend runs side by side. Without `seconds`, everything starts.
+    """
+
+    seconds: float | None = None
+    began: float = 0.0
+    reached: bool = False  # a unit was refused: the sweep stopped before every run had started
+    parallel: int = 1
+    unit: str = "run"  # what one unit is: "run", or "population" (the backend says)
+    units: list[tuple[int, float]] = field(default_factory=list)  # (runs in the unit, seconds) per finished unit
+
+    def start(self) -> None:
+        self.began, self.reached, self.units = clock(), False, []
+
+    def may_start(self) -> bool:
+        """False once the limit has passed (and from then on): the caller starts nothing more."""
+        if self.seconds is not None and clock() - self.began >= self.seconds:
+            self.reached = True
+        return not self.reached
+
+    def now(self) -> float:
+        return clock()
+
+    def finished(self, runs: int, seconds: float) -> None:
+        self.units.append((runs, seconds))
 
 
 def check_experiment(out: Path, experiment: Experiment) -> None:
@@ -109,6 +151,16 @@ def plan(experiment: Experiment, out: Path) -> Plan:
             result.redone[task.key] = state
         result.tasks.append(task)
     return result
+
+
+def paired_first(tasks: list[RunTask]) -> list[RunTask]:
+    """The tasks seed-major: seed s of every variant before the next seed, so a sweep stopped part way leaves
+    whole pairs. Seeds come in the order they first appear (the plan's, variant by variant); variants keep
+    their order within a seed."""
+    rank: dict[int, int] = {}
+    for task in tasks:
+        rank.setdefault(task.seed, len(rank))
+    return sorted(tasks, key=lambda task: rank[task.seed])  # stable
 
 
 def run_state(run_dir: Path, expected: Config) -> str:

@@ -21,6 +21,11 @@ TOML experiment file:
     [variants.replay16]
     agent = "replay"
     replay = { batch_size = 16, warmup = 16 }
+
+A study file (`studies/NAME.toml`, run by `dqnlab study NAME`) is an
+experiment file that opens with `# question` comment lines and may add a
+`[play]` table: after the sweep, the runs' final networks play greedily
+(`dqnlab.deploy`). Plain experiment files refuse `[play]`.
 """
 
 from __future__ import annotations
@@ -245,9 +250,10 @@ def _split_items(text: str) -> list[str]:
     return [item for item in items if item]
 
 
-def read_experiment_file(path: str | Path) -> dict[str, Any]:
+def read_experiment_file(path: str | Path, extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The file's tables, top-level keys checked; `extra`: keys allowed beyond an experiment's (a study's "play")."""
     data = read_toml(path, "experiment file")
-    allowed = {"preset", "samples", "seeds", "common", "variants"}
+    allowed = {"preset", "samples", "seeds", "common", "variants", *extra}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise DqnlabError(f"experiment file {path}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
@@ -263,3 +269,61 @@ def timing_config(experiment: Experiment, variant_name: str) -> Config:
     variant = next(v for v in experiment.variants if v.name == variant_name)
     config = experiment.config(variant, experiment.seeds[0])
     return dataclasses.replace(config, run=dataclasses.replace(config.run, eval_every=None, checkpoint_every=None))
+
+
+# ---------------------------------------------------------------- studies
+
+STUDIES = Path("studies")  # where `dqnlab study NAME` looks, from the current directory
+
+
+@dataclass(frozen=True)
+class PlaySettings:
+    """A study's [play] table: how the runs' final networks are played after the sweep (`dqnlab.deploy`)."""
+
+    episodes: int = 10  # greedy episodes per run, as `dqnlab play`
+    max_steps: int = 10_000  # step cap per episode, as `dqnlab play`: a good agent on unwrapped CartPole never stops
+    handset: bool = False  # also play the hand-wired network, as a yardstick
+
+
+def play_settings(table: Any, source: str) -> PlaySettings:
+    """A study's [play] table, checked."""
+    keys = [item.name for item in dataclasses.fields(PlaySettings)]
+    if not isinstance(table, Mapping):
+        raise DqnlabError(f"{source}: play must be a table [play] with keys {', '.join(keys)}; got {table!r}")
+    unknown = sorted(set(table) - set(keys))
+    if unknown:
+        raise DqnlabError(f"{source}: [play] has unknown key {unknown[0]!r}; allowed: {', '.join(keys)}")
+    for key in ("episodes", "max_steps"):
+        if key in table:
+            _positive_int(table[key], f"play.{key}", source)
+    if not isinstance(table.get("handset", False), bool):
+        raise DqnlabError(f"{source}: play.handset must be true or false; got {table['handset']!r}")
+    return PlaySettings(**table)
+
+
+def study_files(folder: Path = STUDIES) -> dict[str, Path]:
+    """NAME -> path of every studies/NAME.toml, by name."""
+    return {path.stem: path for path in sorted(folder.glob("*.toml")) if path.is_file()} if folder.is_dir() else {}
+
+
+def study_question(path: Path) -> str:
+    """The file's first comment line, without its '#': the question the study asks."""
+    with open(path, encoding="utf-8", errors="replace") as file:
+        for line in file:
+            if line.lstrip().startswith("#"):
+                return line.strip().lstrip("#").strip()
+    return ""
+
+
+def find_study(name: str, folder: Path = STUDIES) -> Path:
+    """The study file NAME names: studies/NAME.toml, or NAME itself when it is a path to a .toml file."""
+    path = Path(name)
+    if name.endswith(".toml") or len(path.parts) > 1:
+        if not path.is_file():
+            raise DqnlabError(f"study file {name} does not exist")
+        return path
+    found = study_files(folder)
+    if name in found:
+        return found[name]
+    where = f"studies in {folder}/: {', '.join(found)}" if found else f"no study files in {folder}/ (run from the folder that holds it)"
+    raise DqnlabError(f"unknown study {name!r}; {where}")

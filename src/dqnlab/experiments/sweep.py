@@ -4,20 +4,83 @@ Nothing here prints: everything that happens is a typed event (`events.py`)
 passed to `on_event`. The results directory is held (marker and lock,
 `rundir.ownership.output_dir`) from planning to the end of `finish`, which
 the caller uses to build the report under the same lock.
+
+A time limit (`runner.TimeLimit`) stops the sweep from starting work once it
+has passed; what is left, and what it costs at the pace measured here, is
+returned as `Remaining`, and rerunning resumes.
 """
 
 from __future__ import annotations
 
+import math
+import statistics
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from dqnlab.experiments.backends import Backend
 from dqnlab.experiments.clock import time_one_agent, variants_to_time
 from dqnlab.experiments.events import Event, Finished, OnEvent, Planned, TimingAlone
-from dqnlab.experiments.runner import Plan, check_experiment, plan, raise_disk_error, write_experiment
+from dqnlab.experiments.runner import (
+    KEPT_STATUSES,
+    Plan,
+    TimeLimit,
+    check_experiment,
+    plan,
+    raise_disk_error,
+    write_experiment,
+)
 from dqnlab.experiments.spec import Experiment
 from dqnlab.rundir.ownership import output_dir
 from dqnlab.rundir.writer import write_failure
+
+
+@dataclass(frozen=True)
+class Remaining:
+    """What a sweep stopped by its time limit left to do, and its cost at the pace measured in that sweep."""
+
+    total: int  # runs of the experiment
+    done: int  # finished runs (complete or diverged), kept from before or finished in this sweep
+    deferred: int  # runs this sweep never started (missing from the report by choice, not by failure)
+    unit: str  # what the backend times: "run", or "population" (of `runs_per_unit` seeds)
+    runs_per_unit: int  # median runs per finished unit
+    unit_seconds: float | None  # median seconds per finished unit; None when none finished in this sweep
+    parallel: int  # units side by side
+    seconds: float | None  # the estimate for the rest; None when it cannot be made yet
+
+    @property
+    def to_go(self) -> int:
+        return self.total - self.done
+
+
+@dataclass(frozen=True)
+class Swept:
+    plan: Plan
+    finished: Any  # what `finish(out)` returned
+    remaining: Remaining | None  # set when the time limit stopped the sweep before every run had started
+
+
+def remaining_seconds(unit_seconds: Sequence[float], runs_per_unit: int, runs_to_go: int, parallel: int) -> float | None:
+    """Seconds the runs left need: waves of `parallel` units of `runs_per_unit` runs, each the median unit's seconds.
+
+    Whole waves, because one run left on two workers still takes a run's time.
+    None when no unit was timed (nothing to go on).
+    """
+    if not unit_seconds:
+        return None
+    units = math.ceil(runs_to_go / max(1, runs_per_unit))
+    return math.ceil(units / max(1, parallel)) * statistics.median(unit_seconds)
+
+
+def remaining_after(limit: TimeLimit, total: int, done: int, deferred: int) -> Remaining:
+    """The `Remaining` of a sweep that `limit` stopped, from the units it timed."""
+    seconds = [duration for _, duration in limit.units]
+    runs_per_unit = round(statistics.median([runs for runs, _ in limit.units])) if limit.units else 1
+    return Remaining(
+        total=total, done=done, deferred=deferred, unit=limit.unit, runs_per_unit=runs_per_unit,
+        unit_seconds=statistics.median(seconds) if seconds else None, parallel=limit.parallel,
+        seconds=remaining_seconds(seconds, runs_per_unit, total - done, limit.parallel),
+    )  # fmt: skip
 
 
 def sweep(
@@ -27,16 +90,20 @@ def sweep(
     overwrite: bool = False,
     on_event: OnEvent | None = None,
     finish: Callable[[Path], Any] | None = None,
-) -> tuple[Plan, Any]:
-    """Run the experiment's missing runs into `out`; returns the plan and what `finish(out)` returned.
+    limit: TimeLimit | None = None,
+) -> Swept:
+    """Run the experiment's missing runs into `out`, starting none once `limit` has passed; then `finish(out)`.
 
     Raises DqnlabError before anything is written for a device or cluster that
     cannot run it, a directory that is not dqnlab's or is in use, or a
     different experiment there (unless `overwrite`); DiskError when the disk
     refuses a write (the sweep stops; rerunning resumes); KeyboardInterrupt as
-    it came (finished runs are kept).
+    it came (finished runs are kept). A sweep the limit stopped skips timing
+    one agent alone (that is a run too); the rerun that finishes does it.
     """
     emit = on_event or (lambda event: None)
+    limit = limit or TimeLimit()
+    limit.start()
     devices = {experiment.config(variant, experiment.seeds[0]).run.device for variant in experiment.variants}
     with backend.session(devices):  # the devices checked, Ray joined (or refused), before anything is written
         with output_dir(out, "results", "dqnlab compare", overwrite=overwrite, keep=True):
@@ -47,15 +114,23 @@ def sweep(
                          len(work.tasks), backend.describe(work.tasks), dict(work.redone)))  # fmt: skip
 
             run_dirs = {task.key: task.run_dir for task in work.tasks}
+            ended: dict[str, bool] = {}  # key -> finished (complete or diverged)
 
             def relay(event: Event) -> None:  # failures are marked here, once, whatever the backend
-                if isinstance(event, Finished) and event.failed:
-                    raise_disk_error(event.outcome)
-                    write_failure(run_dirs[event.key], event.outcome.get("error", ""))
+                if isinstance(event, Finished):
+                    ended[event.key] = event.outcome.get("status") in KEPT_STATUSES
+                    if event.failed:
+                        raise_disk_error(event.outcome)
+                        write_failure(run_dirs[event.key], event.outcome.get("error", ""))
                 emit(event)
 
-            backend.run(work.tasks, relay)
-            for name in variants_to_time(experiment, out):  # shared clocks: time one agent alone
-                emit(TimingAlone(name, experiment.seeds[0]))
-                time_one_agent(experiment, out, name)
-            return work, finish(out) if finish is not None else None
+            backend.run(work.tasks, relay, limit)
+            remaining = None
+            if limit.reached:
+                done, deferred = len(work.kept) + sum(ended.values()), len(work.tasks) - len(ended)
+                remaining = remaining_after(limit, len(work.kept) + len(work.tasks), done, deferred)
+            else:
+                for name in variants_to_time(experiment, out):  # shared clocks: time one agent alone
+                    emit(TimingAlone(name, experiment.seeds[0]))
+                    time_one_agent(experiment, out, name)
+            return Swept(work, finish(out) if finish is not None else None, remaining)

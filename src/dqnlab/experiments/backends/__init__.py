@@ -17,7 +17,7 @@ from typing import Any, ContextManager, Iterator, Protocol
 
 from dqnlab.errors import DqnlabError
 from dqnlab.experiments.events import OnEvent
-from dqnlab.experiments.runner import RunTask
+from dqnlab.experiments.runner import RunTask, TimeLimit, paired_first
 from dqnlab.runtime import resolve_device
 
 NAMES = ("local", "population", "ray")
@@ -30,8 +30,9 @@ class Backend(Protocol):
     def describe(self, tasks: list[RunTask]) -> str:
         """How the tasks will run, in words: "on 2 worker(s)"."""
 
-    def run(self, tasks: list[RunTask], on_event: OnEvent) -> None:
-        """Run every task into its directory, reporting events; a run's own failure is a Finished event, not an error."""
+    def run(self, tasks: list[RunTask], on_event: OnEvent, limit: TimeLimit | None = None) -> None:
+        """Run the tasks into their directories, seed-major (whole pairs first), reporting events; a run's own
+        failure is a Finished event, not an error. Nothing new starts once `limit` has passed."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,11 +45,11 @@ class Local:
     def describe(self, tasks: list[RunTask]) -> str:
         return f"on {min(self.workers, max(len(tasks), 1))} worker(s)"
 
-    def run(self, tasks: list[RunTask], on_event: OnEvent) -> None:
+    def run(self, tasks: list[RunTask], on_event: OnEvent, limit: TimeLimit | None = None) -> None:
         from dqnlab.experiments.backends.local import Unit, run_local
 
-        tasks = _sharing_cores(tasks, self.workers)
-        run_local([Unit([task], population=False) for task in tasks], self.workers, on_event)
+        tasks = paired_first(_sharing_cores(tasks, self.workers))
+        run_local([Unit([task], population=False) for task in tasks], self.workers, on_event, limit=limit)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,16 +66,16 @@ class Population:
         where = "in this process" if processes == 1 else f"on {processes} worker processes"
         return f"as {len(chunks)} population(s) of up to {max((len(c) for c in chunks), default=0)} seeds {where}, one thread each"
 
-    def run(self, tasks: list[RunTask], on_event: OnEvent) -> None:
+    def run(self, tasks: list[RunTask], on_event: OnEvent, limit: TimeLimit | None = None) -> None:
         from dqnlab.experiments.backends.local import Unit, run_local
-        from dqnlab.experiments.backends.population import run_populations
+        from dqnlab.experiments.backends.population import interleave, run_populations
 
         tasks = _sharing_cores(tasks, self.workers)
-        chunks = self._populations(tasks)
+        chunks = interleave(self._populations(tasks))  # the k-th population of every variant, then the next
         if self._processes(tasks, chunks) == 1:
-            run_populations(chunks, on_event)
+            run_populations(chunks, on_event, limit=limit)
         else:
-            run_local([Unit(chunk, population=True) for chunk in chunks], self.workers, on_event, progress_every=500)
+            run_local([Unit(chunk, population=True) for chunk in chunks], self.workers, on_event, progress_every=500, limit=limit)
 
     def _populations(self, tasks: list[RunTask]) -> list[list[RunTask]]:
         from dqnlab.experiments.backends.population import populations
@@ -113,10 +114,10 @@ class Ray:
         where = f"the cluster at {self.address}" if self.address else f"a local Ray instance of {self.cpus} CPU(s)"
         return f"as Ray tasks ({unit}) on {where}"
 
-    def run(self, tasks: list[RunTask], on_event: OnEvent) -> None:
+    def run(self, tasks: list[RunTask], on_event: OnEvent, limit: TimeLimit | None = None) -> None:
         from dqnlab.experiments.backends.cluster import run_ray
 
-        run_ray(tasks, on_event, self.size)
+        run_ray(tasks, on_event, self.size, limit=limit)
 
 
 @contextlib.contextmanager

@@ -26,9 +26,9 @@ from typing import Any, Iterator
 
 from dqnlab.errors import DqnlabError
 from dqnlab.experiments.backends.local import FAULT_VARIABLE
-from dqnlab.experiments.backends.population import population_key, populations, run_populations
+from dqnlab.experiments.backends.population import interleave, population_key, populations, run_populations
 from dqnlab.experiments.events import Advanced, Event, Finished, OnEvent, Retried
-from dqnlab.experiments.runner import RunTask, fresh_run_dir, raise_disk_error, run_task
+from dqnlab.experiments.runner import RunTask, TimeLimit, fresh_run_dir, paired_first, raise_disk_error, run_task
 from dqnlab.rundir.disk import json_text, make_dir, parse_json, write_bytes
 from dqnlab.rundir.layout import RESULT
 
@@ -113,27 +113,40 @@ def _files(run_dir: Path) -> dict[str, bytes]:
 
 
 def run_ray(tasks: list[RunTask], on_event: OnEvent, population_size: int | None = None,
-            retries: int = RETRIES) -> None:
+            retries: int = RETRIES, limit: TimeLimit | None = None) -> None:
     """Execute `tasks` as Ray tasks (inside `ray_session`): one per run, or one per population of up to
-    `population_size` seeds of a variant when that is given. Events as `run_local`'s, plus ("retry", key, reason)."""
+    `population_size` seeds of a variant when that is given, seed-major (whole pairs first). Events as
+    `run_local`'s, plus Retried.
+
+    Without a time limit every unit is submitted at once (an autoscaling cluster sees the whole demand);
+    with one, only as many as the cluster runs side by side (`_capacity`), the next as one returns, so
+    that none starts once the limit has passed.
+    """
     ray = require_ray()
     remote = ray.remote(_execute)
     doomed = os.environ.get(FAULT_VARIABLE)
-    units = populations(tasks, population_size) if population_size else [[task] for task in tasks]
-    pending: dict[Any, tuple[list[RunTask], int]] = {}
+    units = interleave(populations(tasks, population_size)) if population_size else [[task] for task in paired_first(tasks)]
+    queue = list(reversed(units))  # popped from the end: first unit first
+    limit = limit or TimeLimit()
+    limit.parallel = _capacity(ray, units) if limit.seconds is not None else max(1, len(units))
+    limit.unit = "population" if population_size else "run"
+    pending: dict[Any, tuple[list[RunTask], int, float]] = {}
 
     def submit(unit: list[RunTask], attempt: int) -> None:
         gpus = 1 if unit[0].config.run.device.startswith("cuda") else 0
         fault = attempt == 1 and any(task.key == doomed for task in unit)
         ref = remote.options(num_cpus=1, num_gpus=gpus, max_retries=0).remote(unit, population_size is not None, fault)
-        pending[ref] = (unit, attempt)
+        pending[ref] = (unit, attempt, limit.now())
+
+    def fill() -> None:
+        while queue and len(pending) < limit.parallel and limit.may_start():
+            submit(queue.pop(), 1)
 
     try:
-        for unit in units:
-            submit(unit, 1)
+        fill()
         while pending:
             (ref,), _ = ray.wait(list(pending), num_returns=1)
-            unit, attempt = pending.pop(ref)
+            unit, attempt, since = pending.pop(ref)
             try:
                 landed = [_land(task, outcome, files, attempt) for task, (outcome, files) in zip(unit, ray.get(ref))]
             except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.OutOfMemoryError,
@@ -146,12 +159,23 @@ def run_ray(tasks: list[RunTask], on_event: OnEvent, population_size: int | None
                 landed = [{"status": "failed", "error": f"lost its worker {attempt} times; last: {reason}"} for _ in unit]
             except ray.exceptions.RayError as error:
                 landed = [{"status": "failed", "error": f"{type(error).__name__}: {str(error).splitlines()[0]}"} for _ in unit]
+            limit.finished(len(unit), limit.now() - since)
             for task, outcome in zip(unit, landed):
                 on_event(Finished(task.key, outcome))
+            fill()
     except KeyboardInterrupt:
         for ref in pending:
             ray.cancel(ref, force=True)
         raise
+
+
+def _capacity(ray: Any, units: list[list[RunTask]]) -> int:
+    """Units the cluster runs side by side: each asks for one CPU (and one GPU on CUDA)."""
+    resources = ray.cluster_resources()
+    slots = resources.get("CPU", 1)
+    if units and units[0][0].config.run.device.startswith("cuda"):
+        slots = min(slots, resources.get("GPU", 1))
+    return max(1, int(slots))
 
 
 def _land(task: RunTask, outcome: dict[str, Any], files: dict[str, bytes], attempt: int) -> dict[str, Any]:

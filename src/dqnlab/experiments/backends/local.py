@@ -29,7 +29,7 @@ from typing import Any
 
 from dqnlab.experiments.backends.population import population_key, run_population
 from dqnlab.experiments.events import Advanced, Ended, Finished, OnEvent, Started
-from dqnlab.experiments.runner import RunTask, run_task
+from dqnlab.experiments.runner import RunTask, TimeLimit, run_task
 from dqnlab.rundir.disk import DiskError
 
 FAULT_VARIABLE = "DQNLAB_KILL_WORKER_AT"  # a run key; its worker process exits abruptly (fault injection)
@@ -105,12 +105,16 @@ class _Slot:
     connection: Connection
     unit: Unit | None = None
     finished: set[str] = field(default_factory=set)  # keys of the unit's runs that reported Finished
+    since: float = 0.0  # when the unit was handed over (TimeLimit.now)
 
 
-def run_local(units: list[Unit], workers: int, on_event: OnEvent, progress_every: int = 2000) -> None:
-    """Execute `units` on `workers` processes; call `on_event` in this process for every event."""
+def run_local(units: list[Unit], workers: int, on_event: OnEvent, progress_every: int = 2000,
+              limit: TimeLimit | None = None) -> None:
+    """Execute `units` on `workers` processes, in order; call `on_event` in this process for every event.
+    No unit starts once `limit` has passed; those in flight finish."""
     context = multiprocessing.get_context("spawn")
     queue = deque(units)
+    limit = limit or TimeLimit()
 
     def start_slot() -> _Slot:
         parent, child = context.Pipe()
@@ -120,12 +124,14 @@ def run_local(units: list[Unit], workers: int, on_event: OnEvent, progress_every
         return _Slot(process, parent)
 
     def assign(slot: _Slot) -> None:
-        slot.unit, slot.finished = (queue.popleft() if queue else None), set()
+        slot.unit, slot.finished = (queue.popleft() if queue and limit.may_start() else None), set()
+        slot.since = limit.now()
         slot.connection.send(slot.unit)  # None: the worker stops
         if slot.unit is not None and not slot.unit.population:
             on_event(Started(slot.unit.key))  # a population reports its own
 
     slots = [start_slot() for _ in range(max(0, min(workers, len(units))))]
+    limit.parallel, limit.unit = max(1, len(slots)), "population" if any(unit.population for unit in units) else "run"
     try:
         for slot in slots:
             assign(slot)
@@ -136,6 +142,7 @@ def run_local(units: list[Unit], workers: int, on_event: OnEvent, progress_every
                     continue
                 state = _receive(slot, on_event)
                 if state == "free":
+                    limit.finished(len(slot.unit.tasks), limit.now() - slot.since)
                     assign(slot)
                 elif state == "dead":
                     _bury(slot, on_event)

@@ -25,7 +25,7 @@ import torch
 from dqnlab.engine.training import train_population
 from dqnlab.errors import DqnlabError
 from dqnlab.experiments.events import Advanced, Ended, Finished, OnEvent, Started
-from dqnlab.experiments.runner import RunTask, fresh_run_dir
+from dqnlab.experiments.runner import RunTask, TimeLimit, fresh_run_dir
 from dqnlab.experiments.trainrun import finish
 from dqnlab.rundir.disk import DiskError
 from dqnlab.rundir.writer import RunWriter
@@ -42,19 +42,36 @@ def populations(tasks: list[RunTask], size: int | None = None, parts: int = 1) -
     return chunks
 
 
+def interleave(chunks: list[list[RunTask]]) -> list[list[RunTask]]:
+    """Populations in turn, one of each variant: the k-th of every variant (the same seeds, when the same are
+    to do) before any variant's (k+1)-th, so a sweep stopped part way leaves whole pairs."""
+    by_variant: dict[str, list[list[RunTask]]] = {}
+    for chunk in chunks:
+        by_variant.setdefault(chunk[0].variant, []).append(chunk)
+    rounds = max((len(group) for group in by_variant.values()), default=0)
+    return [group[k] for k in range(rounds) for group in by_variant.values() if k < len(group)]
+
+
 def population_key(members: list[RunTask]) -> str:
     seeds = [task.seed for task in members]
     return f"{members[0].variant}/{len(seeds)} seeds" if len(seeds) > 1 else members[0].key
 
 
-def run_populations(chunks: list[list[RunTask]], on_event: OnEvent, progress_every: int = 500) -> None:
+def run_populations(chunks: list[list[RunTask]], on_event: OnEvent, progress_every: int = 500,
+                    limit: TimeLimit | None = None) -> None:
     """Train populations one after another in this process, on one torch thread: Started, Advanced and
-    Ended per population, Finished per member."""
+    Ended per population, Finished per member. None starts once `limit` has passed."""
+    limit = limit or TimeLimit()
+    limit.parallel, limit.unit = 1, "population"
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         for members in chunks:
+            if not limit.may_start():
+                break
+            began = limit.now()
             run_population(members, on_event, progress_every)
+            limit.finished(len(members), limit.now() - began)
     finally:
         torch.set_num_threads(previous)
 

@@ -1,0 +1,56 @@
+"""`dqnlab study [NAME]`: the study files in ./studies listed, or one run as `compare --experiment` runs it."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from dqnlab import api
+from dqnlab.cli import cli
+from dqnlab.cli.compare import print_conclusion, run_sweep, sweep_options
+from dqnlab.errors import DqnlabError
+from dqnlab.experiments.events import OnEvent
+from dqnlab.experiments.assemble import study_from
+from dqnlab.experiments.spec import STUDIES, find_study
+
+
+@cli.command("study")
+@click.argument("name", required=False)
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Results directory [default: results/NAME]. Rerunning the same command there resumes.")
+@sweep_options
+def study_command(name, out, backend, address, population_size, workers, time_limit_seconds, overwrite, quiet):
+    """Run the study file studies/NAME.toml (or NAME, a path to a .toml file); without NAME, list ./studies.
+
+    Exactly `dqnlab compare --experiment studies/NAME.toml`; a study's [play] table (episodes, max_steps,
+    handset) then plays every complete run greedily and writes the decision times to OUT/deploy.json.
+    """
+    if name is None:
+        _list_studies()
+        return
+    path = find_study(name)
+    experiment, play = study_from(path)
+    out = Path(out or Path("results") / path.stem)
+
+    def start(on_event: OnEvent) -> api.Compared:  # as api.study(path, ...), the study read once
+        return api.compare_sweep(experiment, out, workers or os.cpu_count() or 1, backend, population_size, address,
+                                 overwrite, on_event, time_limit_seconds, play)  # fmt: skip
+
+    compared = run_sweep(start, experiment.samples, out, quiet)
+    if compared.deploy is not None:
+        from dqnlab.deploy import deploy_text
+
+        click.echo(deploy_text(compared.deploy), nl=False)
+        click.echo(f"deploy: {out / api.DEPLOY}")
+    sys.exit(print_conclusion(compared.summary, out, compared.remaining.deferred if compared.remaining else 0))
+
+
+def _list_studies() -> None:
+    found = api.studies()
+    if not found:
+        raise DqnlabError(f"no study files in {STUDIES}/ (each is {STUDIES}/NAME.toml); run dqnlab study from the folder that holds it")
+    width = max(len(name) for name in found)
+    for name, question in found.items():
+        click.echo(f"{name:<{width}}  {question}")

@@ -1,0 +1,151 @@
+"""A study's result as the README's tables, read from its results directory.
+
+    python studies/readout.py same-stream [--results results/same-stream]
+
+Every figure comes from what `dqnlab compare` (or `dqnlab study`) wrote:
+summary.json's per-variant measures and paired comparisons, and for
+`long-naive` each run's evaluations.csv. IQMs carry their 95% bootstrap CIs
+(`dqnlab.analysis.stats.aggregate`); verdicts are the paired sign tests
+summary.json holds (Holm-adjusted within each pair's measures), or for
+`long-naive` an exact sign test per row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dqnlab.analysis import stats
+from dqnlab.analysis.comparisons import find
+from dqnlab.analysis.runs import load_experiment
+from dqnlab.reporting.formatting import fmt, interval
+
+BEHAVIOURS = ("random", "handset", "naive", "replay")
+WIDTHS = (8, 32, 128, 512, 1024)
+REPLAY_BUDGET = 20_000  # long-naive: the replay agent is read at this evaluation
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("study", choices=sorted(READOUTS))
+    parser.add_argument("--results", type=Path, default=None, help="the results directory [default: results/STUDY]")
+    args = parser.parse_args(argv)
+    out = args.results or Path("results") / args.study
+    if not (out / "summary.json").is_file():
+        print(f"error: {out} holds no summary.json; run the study first", file=sys.stderr)
+        return 2
+    print(READOUTS[args.study](out))
+    return 0
+
+
+def _summary(out: Path) -> dict[str, Any]:
+    return json.loads((out / "summary.json").read_text())
+
+
+def _iqm(summary: dict[str, Any], name: str, key: str) -> str:
+    block = summary["variants"].get(name, {}).get("measures", {}).get(key, {})
+    return interval(block.get("iqm"), block.get("iqm_low"), block.get("iqm_high")) if block.get("n") else "—"
+
+
+def _verdict(summary: dict[str, Any], a: str, b: str, key: str) -> tuple[str, str]:
+    """("b better on k of n seeds", "Holm p, verdict") from summary.json's paired comparison of a and b."""
+    row = find(summary["comparisons"], a, b, key)
+    if row is None:
+        return "—", "—"
+    return f"{row['b_wins']} of {row['n_pairs']} ({row['ties']} ties)", f"{fmt(row['holm_p'])}, {row['verdict']}"
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def same_stream(out: Path) -> str:
+    """Per behaviour: the naive rule against the replay rule on that behaviour's stream, by greedy evaluation."""
+    summary, rows = _summary(out), []
+    for behaviour in BEHAVIOURS:
+        naive, replay = f"naive-on-{behaviour}", f"replay-on-{behaviour}"
+        for key, what in (("greedy_final", "last"), ("greedy_mean", "mean")):
+            wins, verdict = _verdict(summary, naive, replay, key)
+            rows.append((behaviour, what, _iqm(summary, naive, key), _iqm(summary, replay, key), wins, verdict))
+    header = ("behaviour", "greedy score", "naive rule IQM [CI]", "replay rule IQM [CI]", "replay rule better on", "Holm p, verdict")
+    return _table(header, rows)
+
+
+def width(out: Path) -> str:
+    """Per width: both agents' final failure rate, forgetting and excess repurposing, and replay against naive."""
+    summary, rows = _summary(out), []
+    for w in WIDTHS:
+        naive, replay = f"naive-{w}", f"replay-{w}"
+        if naive not in summary["variants"]:
+            continue
+        for name in (naive, replay):
+            wins, verdict = _verdict(summary, naive, replay, "final_failure_rate") if name == replay else ("", "")
+            rows.append((str(w), name.split("-")[0], _iqm(summary, name, "final_failure_rate"), _iqm(summary, name, "relative_drawdown"),
+                         _iqm(summary, name, "collapse_rate"), _iqm(summary, name, "excess_repurposed_share"), wins, verdict))  # fmt: skip
+    header = ("width", "agent", "failures per 1,000, last 20%", "relative drawdown", "collapses per 1,000 after 200",
+              "excess repurposed share", "replay better (final failures) on", "Holm p, verdict")  # fmt: skip
+    return _table(header, rows)
+
+
+def long_naive(out: Path) -> str:
+    """The naive agent's greedy score at each evaluation against the replay agent's at 20,000 samples, seed by seed."""
+    experiment, runs = load_experiment(out)
+    greedy = {}  # (variant, seed) -> {samples: (mean score, learn steps)}
+    for run in runs:
+        if run.usable and len(run.evaluations.get("samples", ())):
+            e = run.evaluations
+            greedy[(run.variant, run.seed)] = {int(s): (float(m), int(l)) for s, m, l in zip(e["samples"], e["mean_score"], e["learn_steps"])}
+    seeds = [s for s in experiment.seeds if ("naive", s) in greedy and ("replay", s) in greedy]
+    if not seeds:
+        return "no seed has both agents' evaluations yet"
+    target = np.array([greedy[("replay", s)][REPLAY_BUDGET][0] for s in seeds])  # (n,) replay at its budget
+    replay_steps = int(np.median([greedy[("replay", s)][REPLAY_BUDGET][1] for s in seeds]))
+    rows = [("replay", fmt(REPLAY_BUDGET), _aggregate(target), "—", f"{fmt(replay_steps)} x 64 = {fmt(replay_steps * 64)}")]
+    points = sorted(set.intersection(*(set(greedy[("naive", s)]) for s in seeds)))
+    for samples in points:
+        scores = np.array([greedy[("naive", s)][samples][0] for s in seeds])  # (n,)
+        wins, losses = int((scores > target).sum()), int((scores < target).sum())
+        steps = int(np.median([greedy[("naive", s)][samples][1] for s in seeds]))
+        rows.append(("naive", fmt(samples), _aggregate(scores),
+                     f"{wins} / {losses} / {len(seeds) - wins - losses} (p {fmt(stats.sign_test(wins, losses))})", f"{fmt(steps)} x 1 = {fmt(steps)}"))  # fmt: skip
+    reached = [next((samples for samples in points if greedy[("naive", s)][samples][0] >= greedy[("replay", s)][REPLAY_BUDGET][0]), None) for s in seeds]
+    header = ("agent", "samples", "greedy score IQM [CI]", "naive above / below / tied with replay at 20,000 (sign test)",
+              "learn steps x batch = transitions processed (median)")  # fmt: skip
+    ever = sum(r is not None for r in reached)
+    first = sorted(r for r in reached if r is not None)
+    note = (f"\n\nOn {ever} of {len(seeds)} seeds the naive agent's greedy score reached its seed's replay score at 20,000 samples "
+            f"at some evaluation" + (f" (first at a median of {fmt(float(np.median(first)))} samples among those)" if first else "") + ".")  # fmt: skip
+    return _table(header, rows) + note
+
+
+def _aggregate(values: np.ndarray) -> str:
+    block = stats.aggregate(values)
+    return interval(block["iqm"], block["iqm_low"], block["iqm_high"])
+
+
+def deploy(out: Path) -> str:
+    from dqnlab.deploy import deploy_text
+
+    path = out / "deploy.json"
+    if not path.is_file():
+        return f"{path} does not exist: run `dqnlab study deploy`"
+    return deploy_text(json.loads(path.read_text()))
+
+
+def conclusion(out: Path) -> str:
+    summary = _summary(out)
+    runs = summary["runs"]
+    return "\n".join([f"{runs['used']} of {runs['total']} runs used.", *summary["conclusion"]])
+
+
+READOUTS = {"same-stream": same_stream, "width": width, "long-naive": long_naive, "deploy": deploy,
+            "tutorial-100": conclusion, "replay-designs": conclusion}  # fmt: skip
+
+if __name__ == "__main__":
+    sys.exit(main())
