@@ -204,8 +204,8 @@ def test_compare_refuses_options_it_cannot_honour(tmp_path, args, message):
                                       "file, before any table"),
         ("[common]\nlr = 0.1\n", "[common] may hold only tables such as [common.learner]; got lr = 0.1"),
         ("common = 5\n", "common must be a table of tables such as [common.learner]; got 5"),
-        ("[common.agent]\nname = \"naive\"\n", "common settings: unknown key 'agent'; allowed: env, network, learner, replay, run"),
-        ("[variants.a]\npreset = \"quick\"\n", "variant 'a': unknown key 'preset'; allowed: agent, env, network, learner, replay, run"),
+        ("[common.agent]\nname = \"naive\"\n", "common settings: unknown key 'agent'; allowed: env, network, learner, replay, run, behaviour"),
+        ("[variants.a]\npreset = \"quick\"\n", "variant 'a': unknown key 'preset'; allowed: agent, env, network, learner, replay, run, behaviour"),
     ],
 )  # fmt: skip
 def test_experiment_files_that_say_what_compare_would_ignore_are_refused(tmp_path, text, message):
