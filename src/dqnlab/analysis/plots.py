@@ -32,7 +32,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator, ScalarFormatter
 
-from dqnlab.analysis.measures import HEADLINE
+from dqnlab.analysis.measures import GREEDY, HEADLINE
 from dqnlab.analysis.metrics import CURVE_WINDOW, FORGETTING_LOW
 from dqnlab.analysis.runs import Run
 from dqnlab.reporting.figures import PALETTE, new_figure, save_figures
@@ -87,6 +87,8 @@ def plot_curves(summary: dict[str, Any]) -> Figure:
     axes = figure.subplots(1, 3)
     curved, evaluated = set(), set()
     window = summary["limits"].get("rate_window") or 0
+    shadows = any(variant.get("shadow_runs") for variant in summary["variants"].values())  # learners that did not act
+    empty = "no training curves of learners\nthat did not act" if shadows else "no usable runs"
     for ax, (axis, (title, xlabel)) in zip(axes, AXES.items()):
         for name, curve in summary["curves"].get(axis, {}).items():
             if _draw_curve(ax, curve, colors.get(name, "0.3")):
@@ -96,8 +98,9 @@ def plot_curves(summary: dict[str, Any]) -> Figure:
             evaluated = _draw_evaluations(twin, summary["evaluation"], colors, summary["experiment"]["samples"])
             twin.set_ylabel("greedy evaluation score (diamonds)")
         if not ax.has_data():
-            _say_empty(ax, "no usable runs")
-            ax.set_xticks([])
+            _say_empty(ax, empty)
+            if not (axis == "samples" and evaluated):  # the greedy evaluations still need the sample axis
+                ax.set_xticks([])
         ax.set_title(title if axis == "episode" else f"{title}, over the trailing {window:,.0f} samples", fontsize=11)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(SCORE_LABEL if axis == "episode" else RATE_LABEL)
@@ -112,7 +115,8 @@ def plot_curves(summary: dict[str, Any]) -> Figure:
         figure.legend(handles, labels, loc="outside lower center", ncol=width, frameon=False)
     if not any(ax.has_data() for ax in axes):
         axes[0].set_yticks([])
-        figure.suptitle("Training score: no usable runs to draw")
+        figure.suptitle(f"Greedy evaluations over {_seed_counts(summary)}: IQM with 95% bootstrap CI" if evaluated
+                        else "Training score: no usable runs to draw")  # fmt: skip
     else:
         figure.suptitle(f"Training over {_seed_counts(summary)}: IQM (line) with 95% bootstrap CI (band), mean (dashed)")
     return figure
@@ -200,7 +204,9 @@ def plot_strips(summary: dict[str, Any], runs: list[Run]) -> Figure | None:
         picture = ax.imshow(np.ma.masked_invalid(image), aspect="auto", interpolation="nearest", cmap=cmap, norm=norm,
                             extent=(0.0, budget, len(group) - 0.5, -0.5))  # fmt: skip
         ax.set_yticks(range(len(group)), [_row_label(run) for run in group], fontsize=8)
-        ax.set_title(f"{name}: every training episode, one row per seed", loc="left")
+        shadow = summary["variants"].get(name, {}).get("shadow_runs")  # its episodes are the behaviour's
+        what = "every episode of the behaviour it learned from (it did not act)" if shadow else "every training episode"
+        ax.set_title(f"{name}: {what}, one row per seed", loc="left")
         ax.set_facecolor("white")
     axes[-1].set_xlabel("environment samples")
     bar = figure.colorbar(picture, ax=list(axes), label="episode score", fraction=0.03, pad=0.01)
@@ -250,12 +256,16 @@ def _row_label(run: Run) -> str:
 
 
 def plot_measures(summary: dict[str, Any]) -> Figure:
-    """IQM (dot, thick bar) and mean (hollow diamond, thin bar) with 95% CIs; a row per headline measure."""
+    """IQM (dot, thick bar) and mean (hollow diamond, thin bar) with 95% CIs; a row per headline measure
+    that some run has, and per greedy-evaluation measure that some run has (all headline rows if none has any)."""
     colors = variant_colors(summary)
     names = list(summary["variants"])
-    figure = new_figure(10, 1.0 + len(HEADLINE) * (0.75 + 0.45 * max(len(names), 1)))
-    axes = figure.subplots(len(HEADLINE), 1)
-    for ax, key in zip(axes, HEADLINE):
+    measured = [key for key in (*HEADLINE, *GREEDY)
+                if any(v.get("measures", {}).get(key, {}).get("n") for v in summary["variants"].values())]
+    keys = measured or list(HEADLINE)
+    figure = new_figure(10, 1.0 + len(keys) * (0.75 + 0.45 * max(len(names), 1)))
+    axes = np.atleast_1d(figure.subplots(len(keys), 1))
+    for ax, key in zip(axes, keys):
         ax.set_title(summary["measures"][key]["label"], loc="left", fontsize=10)
         drawn = False
         for row, name in enumerate(names):
@@ -268,15 +278,16 @@ def plot_measures(summary: dict[str, Any]) -> Figure:
         ax.grid(axis="x", alpha=0.3)
         if not drawn:
             _say_empty(ax, "no usable runs")
-    for ax, key in zip(axes, HEADLINE):
+    for ax, key in zip(axes, keys):
         higher = summary["measures"][key]["higher_is_better"]
-        ax.set_xlabel("score (higher is better)" if higher else "failures per 1,000 samples (lower is better)", fontsize=8)
+        unit = "greedy score" if key in GREEDY else "score"
+        ax.set_xlabel(f"{unit} (higher is better)" if higher else "failures per 1,000 samples (lower is better)", fontsize=8)
     handles = [  # legend proxies drawn like the marks: a dot on a thick bar, a hollow diamond on a thin one
         Line2D([], [], color="0.35", marker="o", markersize=7, linewidth=5, label="IQM, 95% CI"),
         Line2D([], [], color="0.35", marker="D", markersize=6, markerfacecolor="white", linewidth=1.5, label="mean, 95% CI"),
     ]
     figure.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False)
-    figure.suptitle("Headline measures per variant (95% percentile-bootstrap CIs over seeds)")
+    figure.suptitle("Measures per variant (95% percentile-bootstrap CIs over seeds)")
     return figure
 
 

@@ -21,7 +21,7 @@ FIGURES = {  # file in plots/ -> caption
     "curves.png": "Training per episode (score), per environment sample and per agent-second (failures per 1,000 "
     "samples over a trailing window; lower is better): IQM over seeds with its 95% CI (band) and the mean (dashed); "
     "diamonds: greedy evaluations.",
-    "measures.png": "Headline measures: IQM (dot, thick bar) and mean (diamond, thin bar) with 95% CIs.",
+    "measures.png": "Headline measures (and greedy-evaluation measures, where runs were evaluated): IQM (dot, thick bar) and mean (diamond, thin bar) with 95% CIs.",
     "strips.png": "Every training episode of every seed, coloured by its score (red: 12 or less).",
 }
 
