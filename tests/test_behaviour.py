@@ -23,7 +23,9 @@ from dqnlab.engine.stream import Stream, StreamEnvs
 from dqnlab.engine.training import behaviour_stream, train, train_population
 from dqnlab.errors import DqnlabError
 from dqnlab.experiments.limits import run_cost
+from dqnlab.experiments.trainrun import behaviour_network
 from dqnlab.handset import handset_network
+from dqnlab.rundir.writer import save_weights
 
 SAMPLES = 600
 
@@ -182,15 +184,51 @@ def test_a_stream_that_runs_out_or_does_not_fit_is_refused():
 
 
 def test_behaviour_settings_are_checked():
-    with pytest.raises(DqnlabError, match="behaviour.actor must be one of self, random, handset, naive, replay"):
+    with pytest.raises(DqnlabError, match="behaviour.actor must be one of self, random, handset, weights, naive, replay"):
         validate(shadow("naive", "teacher"))
     with pytest.raises(DqnlabError, match="run.eval_every must be set when behaviour.actor is not self"):
         resolve("quick", "naive", overrides=["behaviour.actor=random"])
     with pytest.raises(DqnlabError, match=r"behaviour.epsilon must be in \[0, 1\]"):
         validate(shadow("naive", "handset", 3, "behaviour.epsilon=1.5"))
     mountain = resolve("quick", "naive", overrides=['env.id="MountainCar-v0"', "run.eval_every=10", "behaviour.actor=handset"])
-    with pytest.raises(DqnlabError, match="behaviour.actor handset plays CartPole"):
+    with pytest.raises(DqnlabError, match=r"behaviour.actor handset: the hand-set network \(CartPole's\) takes 4 observations "
+                                          "and 2 actions; MountainCar-v0 has 2 and 3"):  # fmt: skip
         behaviour_stream([mountain], torch.device("cpu"))
+    with pytest.raises(DqnlabError, match="behaviour.weights must name a weights file"):
+        validate(shadow("naive", "weights"))
+    with pytest.raises(DqnlabError, match="behaviour.weights is read only when behaviour.actor is weights"):
+        validate(shadow("naive", "random", 3, 'behaviour.weights="w.pt"'))
+    with pytest.raises(DqnlabError, match="behaviour.actor weights plays a saved network: load behaviour.weights"):
+        behaviour_stream([shadow("naive", "weights", 3, 'behaviour.weights="w.pt"')], torch.device("cpu"))
+
+
+def test_a_saved_networks_behaviour_plays_as_that_network(tmp_path):
+    """The hand-set network saved to a file and played as "weights" makes the "handset" behaviour's stream, bit for bit."""
+    path = tmp_path / "handset.pt"
+    save_weights(handset_network().state_dict(), path)
+    saved = shadow("naive", "weights", 5, f'behaviour.weights="{path}"', "behaviour.epsilon=0.3")
+    loaded = behaviour_network(saved)
+    assert loaded.hidden == (4,) and behaviour_network(shadow("naive", "handset")) is None
+    from_file = behaviour_stream([saved], torch.device("cpu"), loaded)
+    handset = behaviour_stream([shadow("naive", "handset", 5, "behaviour.epsilon=0.3")], torch.device("cpu"))
+    assert all(torch.equal(a, b) for a, b in zip(fields(from_file), fields(handset)))
+    wide = tmp_path / "wide.pt"
+    save_weights(handset_network().state_dict() | {"layers.0.weight": torch.zeros(4, 3)}, wide)
+    with pytest.raises(DqnlabError, match=r"^behaviour.weights: .*wide.pt"):
+        behaviour_network(shadow("naive", "weights", 5, f'behaviour.weights="{wide}"'))
+
+
+def test_compare_refuses_a_missing_behaviour_weights_file_before_any_run(tmp_path):
+    from click.testing import CliRunner
+
+    from dqnlab.cli import cli
+
+    missing = tmp_path / "none.pt"
+    result = CliRunner().invoke(cli, ["compare", "--preset", "quick", "--samples", "100", "--seeds", "1", "--eval-every", "50",
+                                      "--variant", f'n:agent=naive,behaviour.actor=weights,behaviour.weights="{missing}"',
+                                      "--out", str(tmp_path / "out")])  # fmt: skip
+    assert result.exit_code == 2 and result.output.startswith(f"error: behaviour.weights: {missing} does not exist")
+    assert not (tmp_path / "out" / "runs").exists()
 
 
 def test_the_acting_behaviour_is_the_presets_agent_with_the_shadows_other_settings():

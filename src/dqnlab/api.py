@@ -26,7 +26,7 @@ from dqnlab.experiments.runner import TimeLimit
 from dqnlab.experiments.assemble import study_from
 from dqnlab.experiments.spec import STUDIES, Experiment, PlaySettings, find_study, study_files, study_question
 from dqnlab.experiments.sweep import Remaining, sweep
-from dqnlab.experiments.trainrun import train_into
+from dqnlab.experiments.trainrun import behaviour_network, train_into
 from dqnlab.networks import load_run_network, write_handset_run
 from dqnlab.play import Played
 from dqnlab.play import play as play_network
@@ -55,6 +55,7 @@ def check_train(config: Config, out: str | Path, save_replay: bool = False, tens
     if tensorboard:
         require_tensorboard()
     check_cost(config, spec, members=1, out=out, save_replay=save_replay)  # memory and disk
+    behaviour_network(config)  # a missing or unreadable behaviour.weights file is refused here, in one line
     return spec
 
 
@@ -126,6 +127,8 @@ def compare_sweep(experiment: Experiment, out: str | Path, workers: int, backend
     limit = TimeLimit(_time_limit(time_limit_seconds))
     runner = make_backend(backend, workers, population_size, address)
     check_experiment_cost(experiment, backend, workers, population_size, out, address)
+    for variant in experiment.variants:  # a missing or unreadable behaviour.weights file, before any run
+        behaviour_network(experiment.config(variant, experiment.seeds[0]))
 
     def finish(path: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
         summary = build_report(path)

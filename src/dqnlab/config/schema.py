@@ -22,8 +22,9 @@ TARGET_UPDATES = ("none", "hard", "polyak")
 AGENTS = ("naive", "replay")
 # Who acts. "self": the run's own epsilon-greedy learner (every agent of the tutorial). The others make the
 # run a shadow learner that never acts: it learns from the transitions this behaviour produces for its seed
-# (engine/behaviour.py): "random" actions, the "handset" network, or the preset's "naive" or "replay" agent.
-ACTORS = ("self", "random", "handset", *AGENTS)
+# (engine/behaviour.py): "random" actions, the "handset" network, a saved network's "weights", or the preset's
+# "naive" or "replay" agent.
+ACTORS = ("self", "random", "handset", "weights", *AGENTS)
 # The training loop keeps replay.updates_per_step as a fraction with a denominator of at most a million
 # (engine/training.py), so a smaller ratio would round to no learning at all.
 MIN_UPDATES_PER_STEP = 1e-6
@@ -118,13 +119,16 @@ class BehaviourConfig:
     # order, from the seed's initial weights; runs of one seed and one
     # behaviour then learn from the same transitions, whatever their learning
     # rule. "random": uniform actions. "handset": the hand-set network
-    # (dqnlab.handset), epsilon-greedy. "naive" / "replay": the preset's agent
+    # (dqnlab.handset), epsilon-greedy. "weights": the network saved in
+    # `weights`, epsilon-greedy. "naive" / "replay": the preset's agent
     # of that name (the preset's replay settings) with this run's env, network,
     # learner and run settings, learning as it acts.
     actor: str = "self"
-    # The hand-set network's exploration: a uniformly random action this often,
-    # so that the stream holds failures to learn from, not only balancing.
+    # The hand-set or saved network's exploration: a uniformly random action
+    # this often, so that the stream holds more than that network's choices.
     epsilon: float = 0.1
+    # For actor "weights": a weights file, e.g. a run's weights.pt or one of its checkpoints.
+    weights: str | None = None
 
 
 @dataclass(frozen=True)
@@ -261,6 +265,10 @@ def validate(config: Config) -> None:
          "must be >= learner.n_step (an n-step return needs n stored transitions; the naive agent's memory holds one)"),
         ("behaviour.actor", behaviour.actor in ACTORS, f"must be one of {', '.join(ACTORS)}"),
         ("behaviour.epsilon", 0 <= behaviour.epsilon <= 1, "must be in [0, 1]"),
+        ("behaviour.weights", behaviour.actor != "weights" or bool(behaviour.weights),
+         "must name a weights file (e.g. a run's weights.pt) when behaviour.actor is weights"),
+        ("behaviour.weights", behaviour.actor == "weights" or behaviour.weights is None,
+         "is read only when behaviour.actor is weights (leave it out)"),
         ("run.eval_every", behaviour.actor == "self" or run.eval_every is not None,
          "must be set when behaviour.actor is not self (a learner that does not act is measured by greedy evaluations)"),
         ("run.device", run.device == "cpu" or re.fullmatch(r"cuda(:\d+)?", run.device) is not None, "must be cpu, cuda or cuda:N"),

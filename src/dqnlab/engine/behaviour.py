@@ -18,6 +18,9 @@ The behaviours (`config.ACTORS`):
 - "random": uniformly random actions, from the seed's "behaviour" draws;
 - "handset": the hand-set network (`dqnlab.handset`), epsilon-greedy with
   `behaviour.epsilon`, from the same draws;
+- "weights": a saved network (`behaviour.weights`), the same way. The
+  engine reads no files: the caller loads it and passes it in (dqnlab's
+  commands do, through `experiments.trainrun.behaviour_network`);
 - "naive", "replay": the preset's agent of that name, with the preset's
   replay settings and this run's env, network, learner and run settings,
   learning as it acts (`acting_config`). A replay learner shadowing the
@@ -41,7 +44,7 @@ from dqnlab import seeding
 from dqnlab.config import AGENTS, BehaviourConfig, Config, preset, with_agent
 from dqnlab.engine.envs import EnvSpec, make_member_envs
 from dqnlab.engine.learner import epsilon_greedy
-from dqnlab.engine.network import StackedQNetwork
+from dqnlab.engine.network import QNetwork, StackedQNetwork
 from dqnlab.engine.stream import RecordingEnvs, Stream
 from dqnlab.errors import DqnlabError
 from dqnlab.seeding import HIGH
@@ -72,14 +75,17 @@ def acting_config(config: Config) -> Config:
     return with_agent(with_preset_replay, actor)
 
 
-def play_stream(configs: list[Config], device: torch.device) -> Stream:
-    """The fixed behaviour's `run.samples` transitions for each member's seed: (S, N, ...)."""
+def play_stream(configs: list[Config], device: torch.device, network: QNetwork | None = None) -> Stream:
+    """The fixed behaviour's `run.samples` transitions for each member's seed: (S, N, ...).
+
+    `network`: the saved network that actor "weights" plays (None for the others).
+    """
     base = configs[0]
     seeds = [config.run.seed for config in configs]
     n, samples = len(configs), base.run.samples
     envs = RecordingEnvs(make_member_envs(base.env, seeds, device), n, samples)
     try:
-        policy = fixed_policy(base.behaviour, envs.spec, n, device)
+        policy = fixed_policy(base.behaviour, envs.spec, n, device, network)
         draws = seeding.MemberDraws(seeds, "behaviour", 2, device)  # (N, 2) per step: a coin and a random action
         obs = envs.reset(np.ones(n, dtype=np.bool_))  # (N, obs_dim)
         for _ in range(samples):
@@ -92,25 +98,34 @@ def play_stream(configs: list[Config], device: torch.device) -> Stream:
     return envs.recorded_stream()
 
 
-def fixed_policy(behaviour: BehaviourConfig, spec: EnvSpec, members: int, device: torch.device) -> Policy:
+def fixed_policy(behaviour: BehaviourConfig, spec: EnvSpec, members: int, device: torch.device,
+                 network: QNetwork | None = None) -> Policy:  # fmt: skip
     """The actions of a behaviour that does not learn, for N members at once."""
     if behaviour.actor == "random":
         return lambda obs, raw: raw[:, 1] % spec.n_actions  # (N,)
     if behaviour.actor == "handset":
-        from dqnlab.handset import ACTIONS, OBS_NAMES, handset_network  # the hand-set network knows CartPole only
+        from dqnlab.handset import handset_network
 
-        if (spec.obs_dim, spec.n_actions) != (len(OBS_NAMES), len(ACTIONS)):
-            raise DqnlabError(
-                f"behaviour.actor handset plays CartPole ({len(OBS_NAMES)} observations, {len(ACTIONS)} actions); "
-                f"{spec.id} has {spec.obs_dim} and {spec.n_actions}"
-            )
-        network = StackedQNetwork([handset_network()] * members, device)
-        explore_below = int(behaviour.epsilon * HIGH)  # raw coin < this: a random action
+        network, source = handset_network(), "the hand-set network (CartPole's)"
+    elif behaviour.actor == "weights":
+        if network is None:
+            raise DqnlabError("behaviour.actor weights plays a saved network: load behaviour.weights and pass it in "
+                              "(dqnlab.experiments.trainrun.behaviour_network)")  # fmt: skip
+        source = f"the network in {behaviour.weights}"
+    else:
+        raise DqnlabError(f"behaviour.actor {behaviour.actor!r} is not a fixed policy; choose random, handset or weights")
+    if (spec.obs_dim, spec.n_actions) != (network.obs_dim, network.n_actions):
+        raise DqnlabError(f"behaviour.actor {behaviour.actor}: {source} takes {network.obs_dim} observations and "
+                          f"{network.n_actions} actions; {spec.id} has {spec.obs_dim} and {spec.n_actions}")  # fmt: skip
+    return _epsilon_greedy_policy(StackedQNetwork([network] * members, device), behaviour.epsilon, spec.n_actions)
 
-        @torch.no_grad()
-        def handset(obs: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
-            greedy = network(obs.unsqueeze(1)).squeeze(1).argmax(dim=1)  # (N,)
-            return epsilon_greedy(greedy, raw, explore_below, spec.n_actions)  # (N,)
 
-        return handset
-    raise DqnlabError(f"behaviour.actor {behaviour.actor!r} is not a fixed policy; choose random or handset")
+def _epsilon_greedy_policy(network: StackedQNetwork, epsilon: float, n_actions: int) -> Policy:
+    explore_below = int(epsilon * HIGH)  # raw coin < this: a random action
+
+    @torch.no_grad()
+    def act(obs: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
+        greedy = network(obs.unsqueeze(1)).squeeze(1).argmax(dim=1)  # (N,)
+        return epsilon_greedy(greedy, raw, explore_below, n_actions)  # (N,)
+
+    return act

@@ -101,6 +101,7 @@ def train(
     progress_every: int = 500,
     keep_replay: bool = False,
     stream: Stream | None = None,
+    behaviour_network: QNetwork | None = None,
 ) -> TrainResult:
     """Train one agent for `config.run.samples` transitions: a population of one.
 
@@ -110,7 +111,8 @@ def train(
         return None if callback is None else (lambda k, *args: callback(*args))
 
     return train_population(
-        [config], one(on_episode), on_progress, one(on_checkpoint), one(on_evaluation), progress_every, keep_replay, stream
+        [config], one(on_episode), on_progress, one(on_checkpoint), one(on_evaluation), progress_every, keep_replay, stream,
+        behaviour_network,
     )[0]
 
 
@@ -123,6 +125,7 @@ def train_population(
     progress_every: int = 500,
     keep_replay: bool = False,
     stream: Stream | None = None,
+    behaviour_network: QNetwork | None = None,
 ) -> list[TrainResult]:
     """Train one member per configuration, all at once; the configurations may differ only in their seeds.
 
@@ -134,7 +137,8 @@ def train_population(
     TrainResult per member, in order; `keep_replay` keeps each member's replay
     memory in it. Members that do not act learn from `stream` (S, N, ...), or
     if it is None, from their behaviour's, recorded here first
-    (`behaviour_stream`).
+    (`behaviour_stream`; `behaviour_network` is the saved network that
+    behaviour.actor "weights" plays).
     """
     base = check_population(configs)
     device = runtime.resolve_device(base.run.device)
@@ -142,21 +146,22 @@ def train_population(
     if acts(base):
         envs: MemberEnvs = make_member_envs(base.env, seeds, device)
     else:
-        stream = behaviour_stream(configs, device) if stream is None else stream
+        stream = behaviour_stream(configs, device, behaviour_network) if stream is None else stream
         envs = StreamEnvs(stream, len(configs), device)
     return _train_members(configs, envs, Callbacks(on_episode, on_progress, on_checkpoint, on_evaluation, progress_every),
                           device, keep_replay)  # fmt: skip
 
 
-def behaviour_stream(configs: list[Config], device: torch.device) -> Stream:
+def behaviour_stream(configs: list[Config], device: torch.device, network: QNetwork | None = None) -> Stream:
     """The transitions the members' behaviour produces for each member's seed, recorded: (S, N, ...).
 
     A learning behaviour (the preset's naive or replay agent) trains as a
-    population of its own while every transition it steps through is kept.
+    population of its own while every transition it steps through is kept;
+    `network` is the saved network that actor "weights" plays.
     """
     base = check_population(configs)
     if not learns_as_it_acts(base):
-        return play_stream(configs, device)
+        return play_stream(configs, device, network)
     actors = [acting_config(config) for config in configs]
     seeds = [config.run.seed for config in configs]
     envs = RecordingEnvs(make_member_envs(base.env, seeds, device), len(configs), base.run.samples)

@@ -22,6 +22,7 @@ from dqnlab.engine.training import train
 from dqnlab.errors import DqnlabError
 from dqnlab.experiments.runner import KEPT_STATUSES
 from dqnlab.experiments.spec import Experiment, timing_config
+from dqnlab.experiments.trainrun import behaviour_network
 from dqnlab.rundir.disk import make_dir, read_json_object, write_json
 from dqnlab.rundir.layout import RESULT, clock_file_for, run_dir_for
 
@@ -42,7 +43,7 @@ def time_one_agent(experiment: Experiment, out: Path, variant_name: str) -> Path
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        result = train(config)
+        result = train(config, behaviour_network=behaviour_network(config))
     finally:
         torch.set_num_threads(previous)
     ends = [(e.samples, e.wall_seconds) for e in result.episodes]

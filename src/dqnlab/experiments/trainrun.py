@@ -11,11 +11,14 @@ import torch
 
 from dqnlab import __version__
 from dqnlab.config import Config
+from dqnlab.engine.envs import make_env
+from dqnlab.engine.network import QNetwork
 from dqnlab.engine.records import EpisodeRecord, TrainResult
 from dqnlab.engine.replay import Ring, bytes_per_transition
 from dqnlab.engine.training import train
 from dqnlab.errors import DqnlabError
 from dqnlab.rundir.layout import REPLAY_FIELDS
+from dqnlab.rundir.weights import read_weights
 from dqnlab.rundir.writer import RunWriter, save_replay
 
 
@@ -44,13 +47,28 @@ def train_into(
         result = train(
             config, on_episode=episode, on_progress=on_progress,
             on_checkpoint=lambda samples, network: writer.checkpoint(samples, network.state_dict()),
-            on_evaluation=writer.evaluation, keep_replay=save_replay,
+            on_evaluation=writer.evaluation, keep_replay=save_replay, behaviour_network=behaviour_network(config),
         )  # fmt: skip
     except BaseException:
         with contextlib.suppress(DqnlabError):  # a full disk must not hide the error being raised
             writer.close()
         raise
     return result, finish(writer, result, clock=clock)
+
+
+def behaviour_network(config: Config) -> QNetwork | None:
+    """The saved network behaviour.actor "weights" plays, read from `behaviour.weights` with every tensor
+    checked (`rundir.weights`); None for every other actor. The engine reads no files: this hands it in."""
+    if config.behaviour.actor != "weights":
+        return None
+    spec = make_env(config.env)[1]
+    try:
+        state, hidden = read_weights(config.behaviour.weights, spec.obs_dim, spec.n_actions)
+    except DqnlabError as error:
+        raise DqnlabError(f"behaviour.weights: {error}") from None
+    network = QNetwork(spec.obs_dim, spec.n_actions, hidden)
+    network.load_state_dict(state)  # every name and shape was checked
+    return network
 
 
 def finish(writer: RunWriter, result: TrainResult, backend: str = "single", clock: str = "own") -> dict[str, Any]:

@@ -26,7 +26,7 @@ from dqnlab.engine.training import train_population
 from dqnlab.errors import DqnlabError
 from dqnlab.experiments.events import Advanced, Ended, Finished, OnEvent, Started
 from dqnlab.experiments.runner import RunTask, TimeLimit, fresh_run_dir
-from dqnlab.experiments.trainrun import finish
+from dqnlab.experiments.trainrun import behaviour_network, finish
 from dqnlab.rundir.disk import DiskError
 from dqnlab.rundir.writer import RunWriter
 
@@ -91,7 +91,7 @@ def run_population(members: list[RunTask], on_event: OnEvent, progress_every: in
             on_progress=lambda samples: on_event(Advanced(key, samples)),
             on_checkpoint=lambda k, samples, network: writers[k].checkpoint(samples, network.state_dict()),
             on_evaluation=lambda k, record: writers[k].evaluation(record),
-            progress_every=progress_every,
+            progress_every=progress_every, behaviour_network=behaviour_network(members[0].config),
         )  # fmt: skip
     except (KeyboardInterrupt, DiskError):  # the user or the disk stops the sweep; unfinished runs resume later
         for writer in writers:
