@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from dqnlab.analysis import stats
+from dqnlab.analysis import metrics, stats
 from dqnlab.analysis.comparisons import find
 from dqnlab.analysis.runs import load_experiment
 from dqnlab.reporting.formatting import fmt, interval
@@ -94,8 +94,45 @@ def width(out: Path) -> str:
 
 
 def long_naive(out: Path) -> str:
-    """The naive agent's greedy score at each evaluation against the replay agent's at 20,000 samples, seed by seed."""
+    """The naive agent against the replay agent at 20,000 samples, seed by seed, at each evaluation point: by its
+    greedy score there, and by its failures per 1,000 training samples over the window of 4,000 samples before it
+    (the last 20% of a 20,000-sample budget, the report's final failure rate)."""
     experiment, runs = load_experiment(out)
+    return _greedy_table(experiment, runs) + "\n\n" + _failure_table(experiment, runs)
+
+
+WINDOW = REPLAY_BUDGET // 5  # the last 20% of the replay agent's budget
+
+
+def _failure_table(experiment, runs) -> str:
+    failures = {(run.variant, run.seed): metrics.failure_samples(run.episodes["samples"], run.episodes["terminated"])
+                for run in runs if run.usable}  # fmt: skip
+    seeds = [s for s in experiment.seeds if ("naive", s) in failures and ("replay", s) in failures]
+    if not seeds:
+        return "no seed has both agents' episodes yet"
+
+    def rates(variant: str, end: int) -> np.ndarray:  # (n,) failures per 1,000 samples over (end - WINDOW, end]
+        return np.array([metrics.failure_rate(failures[(variant, s)], end - WINDOW, end) for s in seeds])
+
+    target = rates("replay", REPLAY_BUDGET)  # (n,)
+    rows = [("replay", fmt(REPLAY_BUDGET), _aggregate(target), "—")]
+    for end in range(REPLAY_BUDGET, experiment.samples + 1, REPLAY_BUDGET):  # every 20,000 samples
+        naive = rates("naive", end)  # (n,)
+        wins, losses = int((naive < target).sum()), int((naive > target).sum())
+        rows.append(("naive", fmt(end), _aggregate(naive),
+                     f"{wins} / {losses} / {len(seeds) - wins - losses} (p {fmt(stats.sign_test(wins, losses))})"))  # fmt: skip
+    anywhere = sum(
+        any(metrics.failure_rate(failures[("naive", s)], end - WINDOW, end) <= t for end in range(WINDOW, experiment.samples + 1, 1000))
+        for s, t in zip(seeds, target)
+    )  # fmt: skip
+    header = ("agent", "window ends at sample", f"failures per 1,000 over the {fmt(WINDOW)} samples before, IQM [CI]",
+              "naive below / above / tied with replay at 20,000 (sign test)")  # fmt: skip
+    return (_table(header, rows) + f"\n\nOn {anywhere} of {len(seeds)} seeds at least one of the naive agent's windows of "
+            f"{fmt(WINDOW)} samples ending on a multiple of 1,000 (the best of about {experiment.samples // 1000} per seed) had "
+            "at most its seed's replay rate at 20,000.")  # fmt: skip
+
+
+def _greedy_table(experiment, runs) -> str:
     greedy = {}  # (variant, seed) -> {samples: (mean score, learn steps)}
     for run in runs:
         if run.usable and len(run.evaluations.get("samples", ())):
