@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from dqnlab.config import EnvConfig
+from dqnlab import deploy
 from dqnlab.deploy import deploy_text, measure_deploy
 from dqnlab.engine import evaluation
 from dqnlab.engine.network import build_network
@@ -213,3 +214,18 @@ def test_deploy_text_is_a_fixed_width_table():
         "naive          1024x512  531,970     3        1      12,345     41.2  41.0 [40.0, 42.3]",
         "replay                -        -     0        4           0        -  -",
     ]
+
+
+def test_measure_deploy_interleaves_its_rows_round_by_round(compared, monkeypatch):
+    """Round i plays run i of every variant, then the hand-set network's repeat i: drift moves every row alike."""
+    order = []
+
+    def note(network, env_config, episodes, seed, max_steps):
+        order.append((network.hidden, seed))
+        return 1.0, 1
+
+    monkeypatch.setattr(deploy, "_median_decision_us", note)
+    table = measure_deploy(compared, ["naive", "replay"], [0, 1], episodes=1, max_steps=5, handset=True, seed=7)
+    trained = load_run_network(run_dir_for(compared, "naive", 0))[1].hidden
+    assert order == [(trained, 7), (trained, 7), ((4,), 7), (trained, 7), (trained, 7), ((4,), 8)]
+    assert [row["runs"] for row in table["rows"]] == [2, 2, 2]

@@ -15,10 +15,16 @@ with the most complete runs has runs (at least once), each time as a separate
 only the timing noise between repeats of the same network, whereas a
 variant's CI also spans its runs' different weights (which, at one shape,
 should not change the time of a forward pass).
+
+The plays are interleaved: round i plays run i of every variant, then the
+hand-set network's repeat i. On a machine whose speed drifts while it
+measures, every row then drifts alike, instead of the first variant getting
+the quick minutes and the last the slow ones.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -51,21 +57,43 @@ def measure_deploy(results_dir: str | Path, variants: list[str], seeds: list[int
     results_dir, torch_device = Path(results_dir), resolve_device(device)
     if not (results_dir / RUNS).is_dir():
         raise DqnlabError(f"{results_dir} is not a results directory: it has no {RUNS}/ folder (make one with dqnlab compare)")
-    rows = [_variant_row(results_dir, variant, seeds, episodes, max_steps, torch_device, seed) for variant in variants]
+    players = [_variant_runs(results_dir, variant, seeds, torch_device) for variant in variants]
     if handset:
-        repeats = max([row["runs"] for row in rows], default=0) or 1
-        rows.append(_handset_row(repeats, episodes, max_steps, torch_device, seed))
+        repeats = max([len(player.networks) for player in players], default=0) or 1
+        network = handset_network().to(torch_device)
+        players.append(Players(HANDSET_ROW, [(handset_config().env, network)] * repeats, [], network.hidden, count_parameters(network)))
+    medians: dict[str, list[float]] = {player.name: [] for player in players}
+    decisions = dict.fromkeys(medians, 0)
+    for i in range(max([len(player.networks) for player in players], default=0)):  # round i: run i of every row
+        for player in players:
+            if i < len(player.networks):
+                env_config, network = player.networks[i]
+                start = seed + i if player.name == HANDSET_ROW else seed  # the hand-set network: a new start per repeat
+                median, steps = _median_decision_us(network, env_config, episodes, start, max_steps)
+                medians[player.name].append(median)
+                decisions[player.name] += steps
+    rows = [_row(p.name, p.hidden, p.parameters, medians[p.name], decisions[p.name], p.skipped) for p in players]
     return {"device": str(torch_device), "torch_threads": torch.get_num_threads(), "episodes": episodes,
             "max_steps": max_steps, "seed": seed, "rows": rows}  # fmt: skip
 
 
-def _variant_row(results_dir: Path, variant: str, seeds: list[int], episodes: int, max_steps: int,
-                 device: torch.device, seed: int) -> dict:  # fmt: skip
-    """One variant's row: each complete run played once; the others skipped and named."""
+@dataclass(frozen=True)
+class Players:
+    """One row's networks to play, in order, and the runs it skipped."""
+
+    name: str
+    networks: list[tuple[EnvConfig, QNetwork]]
+    skipped: list[str]
+    hidden: tuple[int, ...] | None
+    parameters: int | None
+
+
+def _variant_runs(results_dir: Path, variant: str, seeds: list[int], device: torch.device) -> Players:
+    """One variant's complete runs' final networks; the others skipped and named."""
     if not (results_dir / RUNS / variant).is_dir():
         found = sorted(path.name for path in (results_dir / RUNS).iterdir() if path.is_dir())
         raise DqnlabError(f"{results_dir} has no runs of variant {variant!r}; it has: {', '.join(found) or 'none'}")
-    medians, decisions, skipped, shapes, parameters = [], 0, [], set(), 0
+    networks, skipped = [], []
     for run_seed in seeds:
         run_dir = run_dir_for(results_dir, variant, run_seed)
         status = run_status(run_dir) if run_dir.is_dir() else "missing"
@@ -73,27 +101,12 @@ def _variant_row(results_dir: Path, variant: str, seeds: list[int], episodes: in
             skipped.append(f"{variant}/{run_dir.name}: {status}")
             continue
         config, network = load_run_network(run_dir, device)
-        median, steps = _median_decision_us(network, config.env, episodes, seed, max_steps)
-        medians.append(median)
-        decisions += steps
-        shapes.add(network.hidden)
-        parameters = count_parameters(network)
+        networks.append((config.env, network))
+    shapes = {network.hidden for _, network in networks}
     if len(shapes) > 1:
         raise DqnlabError(f"the runs of variant {variant!r} have different hidden layers {sorted(shapes)}; one row needs one shape")
     hidden = next(iter(shapes), None)
-    return _row(variant, hidden, parameters if hidden is not None else None, medians, decisions, skipped)
-
-
-def _handset_row(repeats: int, episodes: int, max_steps: int, device: torch.device, seed: int) -> dict:
-    """The hand-set network, played `repeats` times from starting seeds seed, seed + 1, ...: one value per repeat."""
-    network = handset_network().to(device)
-    env_config = handset_config().env
-    medians, decisions = [], 0
-    for repeat in range(repeats):
-        median, steps = _median_decision_us(network, env_config, episodes, seed + repeat, max_steps)
-        medians.append(median)
-        decisions += steps
-    return _row(HANDSET_ROW, network.hidden, count_parameters(network), medians, decisions, [])
+    return Players(variant, networks, skipped, hidden, count_parameters(networks[0][1]) if networks else None)
 
 
 def _median_decision_us(network: QNetwork, env_config: EnvConfig, episodes: int, seed: int, max_steps: int) -> tuple[float, int]:
