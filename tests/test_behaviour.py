@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -267,3 +268,16 @@ def test_limits_count_the_recorded_stream():
     assert acting.stream_bytes == 0
     assert shadowing.stream_bytes == SAMPLES * (2 * 4 * 4 + 8 + 4 + 1 + 1)
     assert shadowing.memory - acting.memory == shadowing.stream_bytes
+
+
+def test_train_says_a_run_does_not_act_and_ends_with_its_last_greedy_evaluation(tmp_path):
+    from click.testing import CliRunner
+
+    from dqnlab.cli import cli
+
+    result = CliRunner().invoke(cli, ["train", "--preset", "quick", "--samples", "300", "--set", "network.hidden=[16]",
+                                      "--set", "behaviour.actor=random", "--set", "run.eval_every=150", "--out", str(tmp_path / "run")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "it does not act: it learns from the random behaviour's transitions" in result.output
+    assert "last greedy evaluation (sample 300): mean score" in result.output
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["behaviour"] == "random"

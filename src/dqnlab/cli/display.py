@@ -83,11 +83,17 @@ def episode_line(record: EpisodeRecord) -> str:
 
 
 def summary_line(result: TrainResult, summary: dict) -> str:
-    return (
+    """The run's totals; for a run with greedy evaluations, its last one (what measures a run that did not act)."""
+    line = (
         f"done: {summary['episodes']} episodes, {result.samples:,} samples, {summary['learn_steps']:,} learn steps, "
         f"{summary['transitions_processed']:,} transitions processed, {result.wall_seconds:.1f} s; "
         f"replay memory {summary['replay_bytes_per_transition']} bytes/transition"
     )
+    if result.evaluations:
+        last = result.evaluations[-1]
+        line += (f"\nlast greedy evaluation (sample {last.samples:,}): mean score {last.mean_score:.1f} over "
+                 f"{last.episodes} episodes, {last.capped} reached the {result.config.run.eval_max_steps:,}-step cap")  # fmt: skip
+    return line
 
 
 class SweepDisplay:

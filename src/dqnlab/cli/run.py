@@ -47,6 +47,9 @@ def train_command(preset, agent, config_file, overrides, env_id, samples, seed, 
             echo(note, err=True)
         display.live.line(f"training {config.agent} agent ({config.preset} preset) on {config.env.id}, "
                           f"seed {config.run.seed}, {config.run.samples:,} samples -> {run_dir}")  # fmt: skip
+        if config.behaviour.actor != "self":
+            display.live.line(f"it does not act: it learns from the {config.behaviour.actor} behaviour's transitions, "
+                              "recorded first; the episodes shown are the behaviour's")  # fmt: skip
 
     display = TrainDisplay(config.run.samples, quiet)
     with display.live:
