@@ -16,7 +16,7 @@ from dqnlab.experiments.backends.population import interleave, populations
 from dqnlab.experiments.events import Started
 from dqnlab.experiments.runner import paired_first, plan
 from dqnlab.experiments.spec import build_experiment
-from dqnlab.experiments.sweep import Remaining, remaining_seconds
+from dqnlab.experiments.sweep import Remaining, VariantCost, remaining_seconds
 from tests.clitools import invoke, refused
 
 TINY = {"network": {"hidden": [8]}}
@@ -77,26 +77,31 @@ def test_populations_of_each_variant_take_turns():
 
 
 @pytest.mark.parametrize(
-    "seconds, runs_per_unit, to_go, parallel, expected",
+    "costs, parallel, expected",
     [
-        ([301.0, 290.0, 320.0], 1, 186, 2, 93 * 301.0),  # 186 runs, two at a time, at the median run
-        ([10.0, 20.0], 1, 1, 2, 15.0),  # one run left on two workers still takes a run's time
-        ([10.0, 20.0], 1, 3, 2, 30.0),  # two waves
-        ([100.0], 4, 10, 2, 200.0),  # populations of 4: 3 populations to go, 2 side by side
-        ([], 1, 10, 2, None),  # nothing timed: no estimate
+        ([("replay", 93, 1, 301.0)], 2, 93 * 301.0 / 2),  # 93 runs, two at a time
+        ([("naive", 70, 1, 60.0), ("replay", 71, 1, 165.0)], 2, (70 * 60.0 + 71 * 165.0) / 2),  # each variant at its pace
+        ([("naive", 1, 1, 60.0), ("replay", 0, 1, 165.0)], 2, 60.0),  # one run left on two workers takes a run's time
+        ([("naive", 10, 4, 100.0)], 2, 150.0),  # populations of 4: 3 populations to go, 2 side by side
+        ([("naive", 10, 1, 60.0), ("replay", 10, 1, None)], 2, None),  # replay's pace is not known: no estimate
+        ([("naive", 0, 1, None)], 2, 0.0),  # nothing left
     ],
 )  # fmt: skip
-def test_what_the_rest_costs(seconds, runs_per_unit, to_go, parallel, expected):
-    assert remaining_seconds(seconds, runs_per_unit, to_go, parallel) == expected
+def test_what_the_rest_costs(costs, parallel, expected):
+    assert remaining_seconds([VariantCost(*cost) for cost in costs], parallel) == expected
 
 
 def test_the_remaining_line_in_words():
-    runs = Remaining(total=200, done=14, deferred=186, unit="run", runs_per_unit=1, unit_seconds=301.0, parallel=2, seconds=27993.0)
+    costs = (VariantCost("naive", 70, 1, 60.4), VariantCost("replay", 71, 1, 165.2))
+    runs = Remaining(total=200, done=59, deferred=141, unit="run", costs=costs, parallel=2, seconds=7977.0)
     assert remaining_line(runs) == (
-        "time limit reached: 14 of 200 runs done (186 to go); at the median 301 s per run measured here (2 workers), "
-        "the rest needs about 7.8 h on this machine; rerun the same command to resume")  # fmt: skip
-    none = Remaining(total=4, done=0, deferred=4, unit="population", runs_per_unit=1, unit_seconds=None, parallel=1, seconds=None)
+        "time limit reached: 59 of 200 runs done (141 to go); at the median times per run measured here (naive 60 s, "
+        "replay 165 s; 2 workers), the rest needs about 2.2 h on this machine; rerun the same command to resume")  # fmt: skip
+    untimed = (VariantCost("naive", 2, 1, None), VariantCost("replay", 2, 1, None))
+    none = Remaining(total=4, done=0, deferred=4, unit="population", costs=untimed, parallel=1, seconds=None)
     assert "no population finished in this sweep, so what the rest costs cannot be estimated yet" in remaining_line(none)
+    half = Remaining(total=4, done=1, deferred=3, unit="run", costs=(costs[0], VariantCost("replay", 2, 1, None)), parallel=2, seconds=None)
+    assert "no run of replay finished in this sweep, so what the rest costs cannot be estimated yet" in remaining_line(half)
     assert [duration_text(s) for s in (45, 720, 27993, 216000)] == ["45 s", "12 min", "7.8 h", "2.5 days"]
 
 
@@ -109,8 +114,8 @@ def test_a_passed_time_limit_starts_only_the_first_run_and_the_rerun_finishes(tm
     result = invoke("compare", *SMALL, "--workers", "2", "--out", out, "--time-limit", "1.5")
     assert result.exit_code == 0, result.output
     assert run_keys(out) == ["naive/seed-000"]  # seed-major: the first run of the first pair
-    assert "time limit reached: 1 of 4 runs done (3 to go); at the median 180 s per run measured here (2 workers), " \
-           "the rest needs about 6 min on this machine; rerun the same command to resume" in result.stdout  # fmt: skip
+    assert "time limit reached: 1 of 4 runs done (3 to go); no run of b8 finished in this sweep, so what the rest " \
+           "costs cannot be estimated yet; rerun the same command to resume" in result.stdout  # fmt: skip
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["runs"]["complete"], summary["runs"]["missing"]) == (1, 3) and (out / "report.html").is_file()
     again = invoke("compare", *SMALL, "--workers", "2", "--out", out)
@@ -132,8 +137,9 @@ def test_a_population_sweep_stops_between_populations(tmp_path, ticking):
     compared = api.compare_sweep(tiny_experiment(seeds=2), tmp_path, workers=1, backend="population", time_limit_seconds=150)
     assert run_keys(tmp_path) == ["naive/seed-000", "naive/seed-001"]  # one population of two seeds
     assert compared.remaining is not None and compared.remaining.unit == "population"
-    assert (compared.remaining.done, compared.remaining.to_go, compared.remaining.runs_per_unit) == (2, 2, 2)
-    assert "per population of 2 seeds measured here (1 worker)" in remaining_line(compared.remaining)
+    assert (compared.remaining.done, compared.remaining.to_go) == (2, 2)
+    assert compared.remaining.costs[0] == VariantCost("naive", 0, 2, 60.0) and compared.remaining.untimed == ["replay"]
+    assert "no population of replay finished in this sweep" in remaining_line(compared.remaining)
 
 
 @pytest.mark.parametrize("minutes", ["0", "-1", "abc", "nan"])

@@ -154,11 +154,16 @@ def remaining_line(remaining: Remaining) -> str:
     """What a sweep stopped by its time limit left, and what the rest costs at the pace measured in it."""
     head = f"time limit reached: {remaining.done} of {remaining.total} runs done ({remaining.to_go} to go); "
     if remaining.seconds is None:
-        return head + f"no {remaining.unit} finished in this sweep, so what the rest costs cannot be estimated yet; rerun the same command to resume"
-    unit = f"population of {remaining.runs_per_unit} seeds" if remaining.unit == "population" else remaining.unit
+        timed_any = any(cost.unit_seconds is not None for cost in remaining.costs)
+        which = " of " + ", ".join(remaining.untimed) if timed_any else ""  # some variant's pace is known, not all
+        return head + (f"no {remaining.unit}{which} finished in this sweep, so what the rest costs cannot be estimated yet; "
+                       "rerun the same command to resume")  # fmt: skip
+    paces = ", ".join(f"{cost.variant} {cost.unit_seconds:,.0f} s" for cost in remaining.costs if cost.to_go)
+    sizes = sorted({cost.runs_per_unit for cost in remaining.costs if cost.to_go})
+    unit = f"population of {sizes[0]} seeds" if remaining.unit == "population" and len(sizes) == 1 else remaining.unit
     workers = f"{remaining.parallel} worker{'s' if remaining.parallel != 1 else ''}"
-    return head + (f"at the median {remaining.unit_seconds:,.0f} s per {unit} measured here ({workers}), the rest needs "
-                   f"about {duration_text(remaining.seconds)} on this machine; rerun the same command to resume")  # fmt: skip
+    return head + (f"at the median times per {unit} measured here ({paces}; {workers}), the rest needs about "
+                   f"{duration_text(remaining.seconds)} on this machine; rerun the same command to resume")  # fmt: skip
 
 
 def duration_text(seconds: float) -> str:

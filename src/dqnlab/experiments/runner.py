@@ -79,7 +79,7 @@ class TimeLimit:
     reached: bool = False  # a unit was refused: the sweep stopped before every run had started
     parallel: int = 1
     unit: str = "run"  # what one unit is: "run", or "population" (the backend says)
-    units: list[tuple[int, float]] = field(default_factory=list)  # (runs in the unit, seconds) per finished unit
+    units: list[tuple[str, int, float]] = field(default_factory=list)  # (variant, runs in the unit, seconds) per finished unit
 
     def start(self) -> None:
         self.began, self.reached, self.units = clock(), False, []
@@ -93,8 +93,9 @@ class TimeLimit:
     def now(self) -> float:
         return clock()
 
-    def finished(self, runs: int, seconds: float) -> None:
-        self.units.append((runs, seconds))
+    def finished(self, tasks: list[RunTask], seconds: float) -> None:
+        """A unit (one run, or one population: one variant's seeds) took `seconds`."""
+        self.units.append((tasks[0].variant, len(tasks), seconds))
 
 
 def check_experiment(out: Path, experiment: Experiment) -> None:

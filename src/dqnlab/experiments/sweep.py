@@ -36,21 +36,35 @@ from dqnlab.rundir.writer import write_failure
 
 
 @dataclass(frozen=True)
+class VariantCost:
+    """One variant's runs left, and the pace its own finished units set (variants differ: replay costs more)."""
+
+    variant: str
+    to_go: int  # its runs not finished
+    runs_per_unit: int  # median runs per finished unit of it (a population's seeds; 1 for single runs)
+    unit_seconds: float | None  # median seconds per finished unit of it; None when none finished in this sweep
+
+
+@dataclass(frozen=True)
 class Remaining:
     """What a sweep stopped by its time limit left to do, and its cost at the pace measured in that sweep."""
 
     total: int  # runs of the experiment
     done: int  # finished runs (complete or diverged), kept from before or finished in this sweep
     deferred: int  # runs this sweep never started (missing from the report by choice, not by failure)
-    unit: str  # what the backend times: "run", or "population" (of `runs_per_unit` seeds)
-    runs_per_unit: int  # median runs per finished unit
-    unit_seconds: float | None  # median seconds per finished unit; None when none finished in this sweep
+    unit: str  # what the backend times: "run", or "population"
+    costs: tuple[VariantCost, ...]  # per variant, in the experiment's order
     parallel: int  # units side by side
     seconds: float | None  # the estimate for the rest; None when it cannot be made yet
 
     @property
     def to_go(self) -> int:
         return self.total - self.done
+
+    @property
+    def untimed(self) -> list[str]:
+        """Variants with runs to go and no finished unit to set their pace."""
+        return [cost.variant for cost in self.costs if cost.to_go and cost.unit_seconds is None]
 
 
 @dataclass(frozen=True)
@@ -60,27 +74,32 @@ class Swept:
     remaining: Remaining | None  # set when the time limit stopped the sweep before every run had started
 
 
-def remaining_seconds(unit_seconds: Sequence[float], runs_per_unit: int, runs_to_go: int, parallel: int) -> float | None:
-    """Seconds the runs left need: waves of `parallel` units of `runs_per_unit` runs, each the median unit's seconds.
+def remaining_seconds(costs: Sequence[VariantCost], parallel: int) -> float | None:
+    """Seconds the runs left need: each variant's units to go at its own median unit time, that work shared by
+    `parallel` workers, and never less than the longest unit (one run left on two workers takes a run's time).
 
-    Whole waves, because one run left on two workers still takes a run's time.
-    None when no unit was timed (nothing to go on).
+    None when a variant with runs to go has no timed unit: its pace is not known.
     """
-    if not unit_seconds:
+    going = [cost for cost in costs if cost.to_go > 0]
+    if not going:
+        return 0.0
+    if any(cost.unit_seconds is None for cost in going):
         return None
-    units = math.ceil(runs_to_go / max(1, runs_per_unit))
-    return math.ceil(units / max(1, parallel)) * statistics.median(unit_seconds)
+    work = sum(math.ceil(cost.to_go / max(1, cost.runs_per_unit)) * cost.unit_seconds for cost in going)
+    return max(work / max(1, parallel), max(cost.unit_seconds for cost in going))
 
 
-def remaining_after(limit: TimeLimit, total: int, done: int, deferred: int) -> Remaining:
-    """The `Remaining` of a sweep that `limit` stopped, from the units it timed."""
-    seconds = [duration for _, duration in limit.units]
-    runs_per_unit = round(statistics.median([runs for runs, _ in limit.units])) if limit.units else 1
-    return Remaining(
-        total=total, done=done, deferred=deferred, unit=limit.unit, runs_per_unit=runs_per_unit,
-        unit_seconds=statistics.median(seconds) if seconds else None, parallel=limit.parallel,
-        seconds=remaining_seconds(seconds, runs_per_unit, total - done, limit.parallel),
-    )  # fmt: skip
+def remaining_after(limit: TimeLimit, totals: dict[str, int], done: dict[str, int], deferred: int) -> Remaining:
+    """The `Remaining` of a sweep that `limit` stopped: `totals` and `done` runs per variant, the units it timed."""
+    costs = []
+    for variant, total in totals.items():
+        units = [(runs, seconds) for name, runs, seconds in limit.units if name == variant]
+        costs.append(VariantCost(
+            variant, total - done[variant], round(statistics.median([runs for runs, _ in units])) if units else 1,
+            statistics.median([seconds for _, seconds in units]) if units else None,
+        ))  # fmt: skip
+    return Remaining(total=sum(totals.values()), done=sum(done.values()), deferred=deferred, unit=limit.unit,
+                     costs=tuple(costs), parallel=limit.parallel, seconds=remaining_seconds(costs, limit.parallel))  # fmt: skip
 
 
 def sweep(
@@ -127,8 +146,11 @@ def sweep(
             backend.run(work.tasks, relay, limit)
             remaining = None
             if limit.reached:
-                done, deferred = len(work.kept) + sum(ended.values()), len(work.tasks) - len(ended)
-                remaining = remaining_after(limit, len(work.kept) + len(work.tasks), done, deferred)
+                totals = {variant.name: len(experiment.seeds) for variant in experiment.variants}
+                done = {name: sum(key.split("/")[0] == name for key in work.kept) for name in totals}
+                for task in work.tasks:
+                    done[task.variant] += ended.get(task.key, False)
+                remaining = remaining_after(limit, totals, done, len(work.tasks) - len(ended))
             else:
                 for name in variants_to_time(experiment, out):  # shared clocks: time one agent alone
                     emit(TimingAlone(name, experiment.seeds[0]))

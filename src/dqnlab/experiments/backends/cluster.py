@@ -159,7 +159,7 @@ def run_ray(tasks: list[RunTask], on_event: OnEvent, population_size: int | None
                 landed = [{"status": "failed", "error": f"lost its worker {attempt} times; last: {reason}"} for _ in unit]
             except ray.exceptions.RayError as error:
                 landed = [{"status": "failed", "error": f"{type(error).__name__}: {str(error).splitlines()[0]}"} for _ in unit]
-            limit.finished(len(unit), limit.now() - since)
+            limit.finished(unit, limit.now() - since)
             for task, outcome in zip(unit, landed):
                 on_event(Finished(task.key, outcome))
             fill()

@@ -142,7 +142,7 @@ def run_local(units: list[Unit], workers: int, on_event: OnEvent, progress_every
                     continue
                 state = _receive(slot, on_event)
                 if state == "free":
-                    limit.finished(len(slot.unit.tasks), limit.now() - slot.since)
+                    limit.finished(slot.unit.tasks, limit.now() - slot.since)
                     assign(slot)
                 elif state == "dead":
                     _bury(slot, on_event)

@@ -71,7 +71,7 @@ def run_populations(chunks: list[list[RunTask]], on_event: OnEvent, progress_eve
                 break
             began = limit.now()
             run_population(members, on_event, progress_every)
-            limit.finished(len(members), limit.now() - began)
+            limit.finished(members, limit.now() - began)
     finally:
         torch.set_num_threads(previous)
 
