@@ -182,6 +182,9 @@ def test_a_stream_that_runs_out_or_does_not_fit_is_refused():
         train(config, stream=short)
     with pytest.raises(DqnlabError, match="holds 1 member"):
         StreamEnvs(short, 2, torch.device("cpu"))
+    elsewhere = dataclasses.replace(config, env=dataclasses.replace(config.env, id="Acrobot-v1"))
+    with pytest.raises(DqnlabError, match="the stream was recorded on CartPole-v1; these members train on Acrobot-v1"):
+        train(elsewhere, stream=short)
 
 
 def test_behaviour_settings_are_checked():

@@ -147,6 +147,8 @@ def train_population(
         envs: MemberEnvs = make_member_envs(base.env, seeds, device)
     else:
         stream = behaviour_stream(configs, device, behaviour_network) if stream is None else stream
+        if stream.spec.id != base.env.id:
+            raise DqnlabError(f"the stream was recorded on {stream.spec.id}; these members train on {base.env.id}")
         envs = StreamEnvs(stream, len(configs), device)
     return _train_members(configs, envs, Callbacks(on_episode, on_progress, on_checkpoint, on_evaluation, progress_every),
                           device, keep_replay)  # fmt: skip
