@@ -36,7 +36,7 @@ from dqnlab.engine.network import QNetwork, count_parameters
 from dqnlab.errors import DqnlabError
 from dqnlab.handset import handset_config, handset_network
 from dqnlab.networks import load_run_network
-from dqnlab.play import play
+from dqnlab.play import decision_quartiles, play
 from dqnlab.rundir.layout import RUNS, run_dir_for
 from dqnlab.rundir.reading import run_status
 from dqnlab.runtime import resolve_device
@@ -112,7 +112,7 @@ def _variant_runs(results_dir: Path, variant: str, seeds: list[int], device: tor
 def _median_decision_us(network: QNetwork, env_config: EnvConfig, episodes: int, seed: int, max_steps: int) -> tuple[float, int]:
     """One `play.play` call (no GIF): its median decision time in microseconds, and how many decisions it timed."""
     played = play(network, env_config, episodes=episodes, seed=seed, max_steps=max_steps)
-    return float(np.median(played.decision_seconds)) * 1e6, len(played.decision_seconds)
+    return decision_quartiles(played.decision_seconds)[1], len(played.decision_seconds)
 
 
 def _row(name: str, hidden: tuple[int, ...] | None, parameters: int | None, medians: list[float], decisions: int,

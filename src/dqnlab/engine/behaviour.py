@@ -47,6 +47,7 @@ from dqnlab.engine.learner import epsilon_greedy
 from dqnlab.engine.network import QNetwork, StackedQNetwork
 from dqnlab.engine.stream import RecordingEnvs, Stream
 from dqnlab.errors import DqnlabError
+from dqnlab.handset import handset_network
 from dqnlab.seeding import HIGH
 
 Policy = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # obs (N, obs_dim), raw draws (N, 2) -> actions (N,)
@@ -104,8 +105,6 @@ def fixed_policy(behaviour: BehaviourConfig, spec: EnvSpec, members: int, device
     if behaviour.actor == "random":
         return lambda obs, raw: raw[:, 1] % spec.n_actions  # (N,)
     if behaviour.actor == "handset":
-        from dqnlab.handset import handset_network
-
         network, source = handset_network(), "the hand-set network (CartPole's)"
     elif behaviour.actor == "weights":
         if network is None:
