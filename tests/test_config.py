@@ -201,7 +201,7 @@ def test_missing_config_file(tmp_path):
 
 
 def test_unknown_preset_and_agent():
-    with pytest.raises(DqnlabError, match="unknown preset 'atari'; choose one of: tutorial, quick, standard"):
+    with pytest.raises(DqnlabError, match="unknown preset 'atari'; choose one of: tutorial, quick, standard, minatar"):
         preset("atari")
     with pytest.raises(DqnlabError, match="unknown agent 'lazy'"):
         with_agent(Config(), "lazy")

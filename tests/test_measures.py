@@ -13,7 +13,7 @@ from dqnlab.analysis.comparisons import comparisons
 from dqnlab.analysis.measures import common_limits, run_clock, run_measures
 from dqnlab.analysis.runs import Run
 from dqnlab.analysis.summary import summarize
-from dqnlab.engine.records import REACH_SCORES
+from dqnlab.config.profiles import CARTPOLE
 from dqnlab.engine.training import Ledger
 from dqnlab.experiments.spec import build_experiment
 
@@ -43,7 +43,7 @@ def _reached(lengths, budget):
     """Where a running episode of reward 1 per step first reached each score (the unfinished one included)."""
     out, start = {}, 0
     for length in [*lengths, budget - sum(lengths)]:
-        for score in REACH_SCORES:
+        for score in CARTPOLE.targets:
             if f"{score:g}" not in out and length >= score:
                 out[f"{score:g}"] = {"samples": int(start + score), "wall_seconds": (start + score) * 0.001}
         start += length
@@ -108,7 +108,7 @@ def test_time_to_reach_is_where_the_running_episode_reached_it_not_where_it_ende
 
 
 def test_the_ledger_records_the_sample_at_which_a_running_score_first_reached_200():
-    ledger = Ledger(2, samples=1000)
+    ledger = Ledger(2, samples=1000, reach_scores=(200, 500))
     ones = np.ones(2)
     for sample in range(1, 451):
         ended = np.array([sample == 150, False])  # member 0 fails at 150, then runs on; member 1 never stops
@@ -121,7 +121,7 @@ def test_the_ledger_records_the_sample_at_which_a_running_score_first_reached_20
 
 def test_a_diverged_member_stops_its_books_and_reaches_nothing_more():
     """The ledger's short way (every member alive) and its long way (one stopped) book the same things."""
-    ledger = Ledger(2, samples=1000)
+    ledger = Ledger(2, samples=1000, reach_scores=(200, 500))
     ones, never = np.ones(2), np.zeros(2, dtype=bool)
     for sample in range(1, 601):
         if sample >= 2:  # a learn step from sample 2 on; member 1's loss stops being finite at sample 100

@@ -11,9 +11,10 @@ A configuration is resolved in this order, each step overriding the last:
 The resolved configuration is saved as `config.json` beside every run and can
 be read back with `config_from_dict`.
 
-The package is in two parts: `schema` (dataclasses, presets, validation,
-JSON) and `resolving` (TOML files and overrides); everything is importable
-from `dqnlab.config`.
+The package is in three parts: `schema` (dataclasses, presets, validation,
+JSON), `resolving` (TOML files and overrides) and `profiles` (what success
+means on each environment: what the measures and reports follow); the first
+two are importable from `dqnlab.config`.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from dqnlab.config.schema import (
     LearnerConfig,
     MIN_UPDATES_PER_STEP,
     NetworkConfig,
+    OPTIMIZERS,
     PRESETS,
     ReplayConfig,
     RunConfig,
@@ -62,6 +64,7 @@ __all__ = [
     "LearnerConfig",
     "MIN_UPDATES_PER_STEP",
     "NetworkConfig",
+    "OPTIMIZERS",
     "PRESETS",
     "ReplayConfig",
     "RunConfig",

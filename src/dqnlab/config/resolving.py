@@ -154,6 +154,10 @@ def _check_type(value: Any, expected: Any, path: str) -> Any:
         return None
     base = _base_type(expected)
     if typing.get_origin(base) is tuple:
+        if typing.get_args(base)[0] is float:  # a list of numbers, e.g. env.targets
+            if isinstance(value, (list, tuple)) and all(_is_int(v) or isinstance(v, float) for v in value):
+                return tuple(float(v) for v in value)
+            raise DqnlabError(f"{path} must be a list of numbers, e.g. [-100]; got {value!r}")
         if isinstance(value, (list, tuple)) and all(_is_int(v) for v in value):
             return tuple(int(v) for v in value)
         raise DqnlabError(f"{path} must be a list of integers, e.g. [64, 64]; got {value!r}")

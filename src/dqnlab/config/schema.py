@@ -18,6 +18,7 @@ from dqnlab.errors import DqnlabError
 
 TD_GRADIENTS = ("full", "semi")
 LOSSES = ("mse", "huber")
+OPTIMIZERS = ("adam", "rmsprop")
 TARGET_UPDATES = ("none", "hard", "polyak")
 AGENTS = ("naive", "replay")
 # Who acts. "self": the run's own epsilon-greedy learner (every agent of the tutorial). The others make the
@@ -36,12 +37,20 @@ class EnvConfig:
     # None: no time limit. The tutorial plays `gym.make("CartPole-v1").unwrapped`,
     # so an episode only ends when the pole falls or the cart leaves the track.
     max_episode_steps: int | None = None
+    # Target returns whose first reaching every run reports (config/profiles.py). None: the
+    # environment's profile's (CartPole: 200, the tutorial's "passable", and 500; Acrobot -100,
+    # MountainCar -110, LunarLander 200: Gymnasium's reward thresholds; MinAtar: none published).
+    targets: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
 class NetworkConfig:
     # 1024x512 ReLU: the tutorial's network (4 -> 1024 -> 512 -> 2 on CartPole).
     hidden: tuple[int, ...] = (1024, 512)
+    # Channels of 3x3, stride-1 convolutions (no padding, ReLU) before the hidden layers, for
+    # image observations (H x W x C frames such as MinAtar's 10x10xC). Empty: no convolution.
+    # MinAtar's network (Young & Tian 2019) is conv [16], then hidden [128].
+    conv: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,12 @@ class LearnerConfig:
     # n-step returns: r_t + gamma r_t+1 + ... + gamma^(n-1) r_t+n-1 + gamma^n max Q(s_t+n),
     # cut short at an episode's end and at the newest stored transition. 1: the tutorial's.
     n_step: int = 1
+    # "adam": PyTorch's Adam with its defaults, as the tutorial uses. "rmsprop": centered RMSProp
+    # (Graves 2013), the optimizer of DQN (Mnih et al. 2015) and MinAtar (Young & Tian 2019), as
+    # torch.optim.RMSprop(centered=True, alpha=rmsprop_alpha, eps=rmsprop_eps) computes it.
+    optimizer: str = "adam"
+    rmsprop_alpha: float = 0.95  # the squared gradient's (and gradient's) moving-average factor; MinAtar's 0.95
+    rmsprop_eps: float = 0.01  # added to the root of the centered second moment; MinAtar's 0.01
 
 
 @dataclass(frozen=True)
@@ -182,6 +197,25 @@ PRESETS: dict[str, tuple[str, Config]] = {
             replay=ReplayConfig(capacity=50_000),
         ),
     ),
+    "minatar": (
+        "DQN of the MinAtar paper (Young & Tian 2019) on MinAtar/Breakout-v0: conv 16 (3x3) then 128 units, "
+        "centered RMSProp 2.5e-4, Huber, gamma 0.99, semi-gradient, a target network copied every 1,000 learn "
+        "steps, epsilon 1 -> 0.1 over 100,000 samples, batches of 32 drawn without replacement from a "
+        "100,000-transition ring after 5,000, 5 million samples (pip install 'dqnlab[minatar]')",
+        Config(
+            preset="minatar",
+            # v0: the full set of 6 actions, which the paper's results use (MinAtar's README)
+            env=EnvConfig(id="MinAtar/Breakout-v0"),
+            network=NetworkConfig(hidden=(128,), conv=(16,)),
+            learner=LearnerConfig(
+                lr=2.5e-4, gamma=0.99, td_gradient="semi", loss="huber", target_update="hard", target_every=1_000,
+                epsilon=1.0, epsilon_final=0.1, epsilon_decay_samples=100_000, optimizer="rmsprop",
+                rmsprop_alpha=0.95, rmsprop_eps=0.01,
+            ),
+            replay=ReplayConfig(capacity=100_000, batch_size=32, warmup=5_000, with_replacement=False),
+            run=RunConfig(samples=5_000_000),
+        ),
+    ),
 }
 
 
@@ -222,6 +256,8 @@ def validate(config: Config) -> None:
         ("env.id", bool(env.id), "must not be empty"),
         ("env.max_episode_steps", env.max_episode_steps is None or env.max_episode_steps >= 1, "must be >= 1 (or none)"),
         ("network.hidden", len(net.hidden) >= 1 and min(net.hidden) >= 1, "must be one or more widths >= 1"),
+        ("network.conv", min(net.conv, default=1) >= 1, "must be channel counts >= 1 (or [] for no convolution)"),
+        ("env.targets", env.targets is None or all(math.isfinite(t) for t in env.targets), "must be finite returns (or none: the profile's)"),
         ("learner.lr", learner.lr > 0, "must be > 0"),
         ("learner.lr", math.isfinite(learner.lr), "must be finite"),
         ("learner.gamma", 0 <= learner.gamma <= 1, "must be in [0, 1]"),
@@ -238,6 +274,9 @@ def validate(config: Config) -> None:
         ("learner.td_gradient", not learner.double or learner.td_gradient == "semi",
          "must be semi with learner.double (double DQN evaluates a' without gradient)"),
         ("learner.n_step", learner.n_step >= 1, "must be >= 1"),
+        ("learner.optimizer", learner.optimizer in OPTIMIZERS, f"must be one of {', '.join(OPTIMIZERS)}"),
+        ("learner.rmsprop_alpha", 0 <= learner.rmsprop_alpha < 1, "must be in [0, 1)"),
+        ("learner.rmsprop_eps", learner.rmsprop_eps > 0 and math.isfinite(learner.rmsprop_eps), "must be > 0 and finite"),
         ("replay.priority_alpha", 0 <= replay.priority_alpha, "must be >= 0 (0: uniform)"),
         ("replay.priority_alpha", math.isfinite(replay.priority_alpha), "must be finite"),
         ("replay.priority_beta", 0 <= replay.priority_beta <= 1, "must be in [0, 1]"),
@@ -285,6 +324,8 @@ def validate(config: Config) -> None:
 def config_to_dict(config: Config) -> dict[str, Any]:
     data = dataclasses.asdict(config)
     data["network"]["hidden"] = list(config.network.hidden)
+    data["network"]["conv"] = list(config.network.conv)
+    data["env"]["targets"] = None if config.env.targets is None else list(config.env.targets)
     return data
 
 

@@ -19,14 +19,11 @@ class EpisodeRecord:
     samples: int  # environment transitions so far, this episode's included
     score: float  # sum of rewards
     length: int  # steps in the episode
-    terminated: int  # 1: the environment terminated it (on CartPole, a failure); 0: a time limit truncated it
+    terminated: int  # 1: the environment terminated it (a failure on CartPole, the goal on Acrobot); 0: a time limit truncated it
     high_score: float  # best score so far, this one included
     learn_steps: int  # gradient steps so far
     wall_seconds: float  # since training started
     td_loss: float | None  # mean loss over this episode's learn steps; None if none
-
-
-REACH_SCORES = (200, 500)  # scores whose first reaching every run records, as a sample count
 
 
 @dataclass(frozen=True)
@@ -85,7 +82,7 @@ class TrainResult:
     learn_steps: int
     unfinished_score: float  # the episode still running when training stopped
     unfinished_length: int
-    reached: tuple[Reached, ...]  # one per score of REACH_SCORES the member reached, in that order
+    reached: tuple[Reached, ...]  # one per score of the run's running targets it reached, lowest first (`Ledger`)
     wall_seconds: float  # training time, greedy evaluations excluded
     divergence: Divergence | None  # None: the loss stayed finite
     replay: Ring | None  # the replay memory at the end; None unless train(..., keep_replay=True)

@@ -27,9 +27,12 @@ result.json ("clock": "shared") and analysis maps such runs onto one agent's
 clock (`dqnlab.analysis.clocks`).
 
 Each member also records whether each episode was terminated (a failure on
-CartPole) or truncated, and the sample at which its running episode first
-reached each score of `REACH_SCORES`, so that measures need not wait for an
-episode to end.
+CartPole, the goal on Acrobot) or truncated, and the sample at which its
+running episode first reached each of its running targets, so that measures
+need not wait for an episode to end. The targets come from the configuration
+(`env.targets`, or the environment's profile, `config.profiles`): CartPole's
+200 and 500; none where the profile reads its targets from finished
+episodes instead (returns of -1 a step only fall while an episode runs).
 
 Members that do not act (`behaviour.actor` other than "self",
 engine/behaviour.py) run the same loop on a recorded stream of their seed's
@@ -50,12 +53,13 @@ import torch
 
 from dqnlab import runtime, seeding
 from dqnlab.config import Config
+from dqnlab.config.profiles import running_targets
 from dqnlab.engine.behaviour import acting_config, acts, learns_as_it_acts, play_stream
 from dqnlab.engine.envs import EnvSpec, MemberEnvs, make_member_envs
 from dqnlab.engine.evaluation import greedy_episodes
 from dqnlab.engine.learner import Learner
 from dqnlab.engine.network import QNetwork, StackedQNetwork, build_network
-from dqnlab.engine.records import REACH_SCORES, Divergence, EpisodeRecord, EvaluationRecord, Reached, TrainResult
+from dqnlab.engine.records import Divergence, EpisodeRecord, EvaluationRecord, Reached, TrainResult
 from dqnlab.engine.replay import Replay
 from dqnlab.engine.sampling import Sampler
 from dqnlab.engine.stream import RecordingEnvs, Stream, StreamEnvs
@@ -177,7 +181,7 @@ def _train_members(configs: list[Config], envs: MemberEnvs, callbacks: Callbacks
     base = configs[0]
     network = StackedQNetwork([initial_network(config, envs.spec) for config in configs], device)
     memory = Replay(len(configs), replay_capacity(base), envs.spec.obs_dim, device)
-    ledger = Ledger(len(configs), base.run.samples)
+    ledger = Ledger(len(configs), base.run.samples, running_targets(base.env.id, base.env.targets))
     try:
         _loop(configs, envs, network, Sampler(memory, base, device), ledger, callbacks, device, evaluate_members)
     finally:
@@ -262,7 +266,7 @@ def _loop(configs: list[Config], envs: MemberEnvs | StreamEnvs, network: Stacked
 class Ledger:
     """Each member's running account: its episodes, its running episode, its learn steps, whether it still trains."""
 
-    def __init__(self, n: int, samples: int) -> None:
+    def __init__(self, n: int, samples: int, reach_scores: tuple[float, ...] = ()) -> None:
         self.episodes: list[list[EpisodeRecord]] = [[] for _ in range(n)]
         self.evaluations: list[list[EvaluationRecord]] = [[] for _ in range(n)]
         self.divergences: list[Divergence | None] = [None] * n
@@ -273,9 +277,10 @@ class Ledger:
         self.learn_steps = np.zeros(n, dtype=np.int64)  # (N,) learn steps each member took
         self.stopped_at = np.full(n, samples)  # (N,) each member's last sample
         self.seconds = np.zeros(n)  # (N,) each member's training time
-        self.reach_scores = np.array(REACH_SCORES, dtype=np.float64)[:, None]  # (R, 1)
-        self.reach_sample = np.zeros((len(REACH_SCORES), n), dtype=np.int64)  # (R, N) 0: not reached yet
-        self.reach_seconds = np.zeros((len(REACH_SCORES), n))  # (R, N)
+        self.targets = tuple(reach_scores)  # the running episode's scores whose first reaching is recorded
+        self.reach_scores = np.array(self.targets, dtype=np.float64).reshape(-1, 1)  # (R, 1)
+        self.reach_sample = np.zeros((len(self.targets), n), dtype=np.int64)  # (R, N) 0: not reached yet
+        self.reach_seconds = np.zeros((len(self.targets), n))  # (R, N)
         self.all_alive = True  # every member still trains: the books take their short way
         self._next_reach()
 
@@ -329,14 +334,14 @@ class Ledger:
         self.score[reset], self.length[reset], self.loss_sum[reset], self.losses[reset] = 0.0, 0, 0.0, 0
 
     def _next_reach(self) -> None:
-        """Each member's lowest score of REACH_SCORES not reached yet (inf once all are): (N,)."""
-        self.next_reach = np.where(self.reach_sample == 0, self.reach_scores, np.inf).min(axis=0)  # (N,)
+        """Each member's lowest target not reached yet (inf once all are, or without targets): (N,)."""
+        self.next_reach = np.where(self.reach_sample == 0, self.reach_scores, np.inf).min(axis=0, initial=np.inf)  # (N,)
 
     def reached_by(self, k: int) -> tuple[Reached, ...]:
-        """Member k's first reaching of each score in REACH_SCORES, for those it reached."""
+        """Member k's first reaching of each target, for those it reached."""
         return tuple(
             Reached(float(score), int(self.reach_sample[i, k]), float(self.reach_seconds[i, k]))
-            for i, score in enumerate(REACH_SCORES)
+            for i, score in enumerate(self.targets)
             if self.reach_sample[i, k] > 0
         )
 

@@ -41,6 +41,7 @@ from dqnlab.config import (
     AGENTS,
     SECTIONS,
     Config,
+    EnvConfig,
     apply_sections,
     parse_override,
     preset,
@@ -89,6 +90,10 @@ class Experiment:
     def runs(self) -> list[tuple[Variant, int]]:
         return [(variant, seed) for variant in self.variants for seed in self.seeds]
 
+    def env(self) -> EnvConfig:
+        """The environment every variant trains on (`build_experiment` refuses variants on several)."""
+        return self.config(self.variants[0], self.seeds[0]).env
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "preset": self.preset,
@@ -136,8 +141,11 @@ def build_experiment(
         variants=variants,
         common=_settings(common or {}, f"{source}: common settings"),
     )
-    for variant in variants:  # resolve each once: unknown keys and bad values fail here, before any run
-        experiment.config(variant, seed_list[0])
+    envs = {variant.name: experiment.config(variant, seed_list[0]).env.id for variant in variants}  # each resolved once:
+    if len(set(envs.values())) > 1:  # unknown keys and bad values fail here, before any run
+        listed = ", ".join(f"{name} on {env_id}" for name, env_id in envs.items())
+        raise DqnlabError(f"{source}: every variant must train on one environment, as the measures and the report "
+                          f"follow its profile ({listed}); run one experiment per environment")  # fmt: skip
     return experiment
 
 
