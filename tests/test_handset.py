@@ -19,8 +19,7 @@ from dqnlab import seeding
 from dqnlab.config import EnvConfig
 from dqnlab.engine.envs import make_env
 from dqnlab.handset import NEURONS, control_signal, handset_network
-from dqnlab.engine.learner import greedy_action
-from dqnlab.engine.network import QNetwork
+from dqnlab.engine.network import QNetwork, greedy_action
 from dqnlab.play import play
 
 EPISODES, SEED = 100, 0

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dqnlab.config import LearnerConfig
-from dqnlab.engine.kernel import FusedAdam, LearnStep
+from dqnlab.engine.kernel import CenteredRMSProp, FusedAdam, LearnStep
 from dqnlab.engine.learner import Learner, make_optimizer, reference_step
 from dqnlab.engine.network import StackedQNetwork, build_network
 from dqnlab.engine.replay import Batch
@@ -231,3 +231,86 @@ def test_a_members_update_with_each_option_does_not_depend_on_its_companions(opt
             assert torch.equal(a.weights[layer][i], b.weights[layer][j]) and torch.equal(a.biases[layer][i], b.biases[layer][j])
             if a.target is not None:
                 assert torch.equal(a.target.network.weights[layer][i], b.target.network.weights[layer][j])
+
+
+FRAME = (6, 5, 3)  # H, W, C
+FRAME_CELLS = FRAME[0] * FRAME[1] * FRAME[2]
+
+
+def conv_networks(n, conv, seed=300):
+    return [build_network(FRAME_CELLS, 3, (8,), torch.Generator().manual_seed(seed + k), conv, FRAME) for k in range(n)]
+
+
+def frame_batch(rng, shape):
+    """Random binary frames, as MinAtar's: (N, B, H * W * C) of 0/1 cells."""
+    batch = random_batch(rng, shape, obs_dim=FRAME_CELLS, n_actions=3)
+    return batch._replace(obs=(batch.obs > 0.5).float(), next_obs=(batch.next_obs > 0.5).float())
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
+@pytest.mark.parametrize("td_gradient", ["full", "semi"])
+@pytest.mark.parametrize("conv, n, batch_size", [((4,), 1, 1), ((4,), 3, 7), ((4, 3), 2, 5)])
+def test_the_kernel_makes_the_reference_update_on_conv_networks(optimizer, td_gradient, conv, n, batch_size):
+    """100 updates of LearnStep's patches-and-matmuls == 100 of autograd's td_loss through the stack, then
+    torch's Adam or centered RMSprop; two convolutions exercise the gradient folded back onto a frame."""
+    config = LearnerConfig(lr=1e-3, gamma=0.9, td_gradient=td_gradient, optimizer=optimizer)
+    fast, slow = StackedQNetwork(conv_networks(n, conv)), StackedQNetwork(conv_networks(n, conv))
+    kernel, reference = LearnStep(fast, config, batch_size), make_optimizer([slow.params], config.lr, config)
+    rng, alive = np.random.default_rng(2), torch.ones(n, dtype=torch.bool)
+    for _ in range(100):
+        batch = frame_batch(rng, (n, batch_size))
+        torch.testing.assert_close(kernel(batch, alive), reference_step(slow, reference, batch, alive, config), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(fast.params.detach(), slow.params.detach(), **KERNEL_TOLERANCE)
+    assert not torch.equal(fast.params.detach(), StackedQNetwork(conv_networks(n, conv)).params.detach())
+
+
+@pytest.fixture
+def one_thread():
+    """Every backend trains each run or population on one torch thread. On two, MKL's batched products of a
+    conv network's strided views were seen to round member 0 apart in a population of 3 and alone."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_a_conv_members_update_with_a_target_network_does_not_depend_on_its_companions(one_thread):
+    config = LearnerConfig(lr=1e-3, gamma=0.99, td_gradient="semi", loss="huber", target_update="hard", target_every=3,
+                           optimizer="rmsprop")  # fmt: skip
+    nets = conv_networks(3, (4,))
+    together = StackedQNetwork(nets)
+    alone = [StackedQNetwork([net]) for net in conv_networks(3, (4,))]
+    steps = [LearnStep(together, config, 6)] + [LearnStep(stack, config, 6) for stack in alone]
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        batch = frame_batch(rng, (3, 6))
+        steps[0](batch)
+        for k in range(3):
+            steps[k + 1](member_batch(batch, k))
+    for k in range(3):
+        assert all(torch.equal(a, b) for a, b in zip(together.member(k).state_dict().values(), alone[k].member(0).state_dict().values()))
+
+
+def test_centered_rmsprop_is_torchs_within_its_square_roots_rounding_subnormal_moments_included():
+    """Ours takes NumPy's exactly rounded square root and flushes subnormals (one thread); torch's CPU sqrt
+    rounds some results a unit apart, so the parameters agree to float rounding, not bit for bit."""
+    rng = np.random.default_rng(0)
+    size = 4000
+    ours, theirs = (torch.nn.Parameter(torch.as_tensor(rng.normal(size=size), dtype=torch.float32)) for _ in range(2))
+    theirs.data.copy_(ours.data)
+    grad = torch.zeros(size)
+    rmsprop = CenteredRMSProp(ours.detach(), grad, 1e-3, 0.95, 0.01)
+    reference = torch.optim.RMSprop([theirs], lr=1e-3, alpha=0.95, eps=0.01, centered=True, foreach=False)
+    scale = torch.as_tensor(rng.choice([1e-30, 1e-20, 1e-19, 1e-3, 1, 1e3], size=size), dtype=torch.float32)
+    for step in range(200):
+        g = torch.as_tensor(rng.normal(size=size), dtype=torch.float32) * scale * (step < 100)  # then no gradient
+        grad.copy_(g)
+        theirs.grad = g.clone()
+        rmsprop.step()
+        reference.step()
+        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-8)
+    assert not torch.equal(ours.detach(), torch.as_tensor(rng.normal(size=size), dtype=torch.float32))
+    state = reference.state[theirs]["square_avg"]
+    tiny = torch.finfo(torch.float32).tiny
+    assert ((state > 0) & (state < tiny)).any()  # torch's moments did go subnormal
+    assert not ((rmsprop.square_avg > 0) & (rmsprop.square_avg < tiny)).any()  # ours flushed them

@@ -8,6 +8,7 @@ from torch import nn
 import pytest
 
 from dqnlab.engine.network import ALIGN, StackedQNetwork, build_network, count_parameters
+from dqnlab.errors import DqnlabError
 
 
 def test_initialisation_is_pytorchs_default_drawn_from_the_generator():
@@ -84,3 +85,55 @@ def test_the_stack_is_differentiable_in_its_flat_parameters():
     stacked(torch.randn(2, 3, 4)).sum().backward()
     grad_weights, _ = stacked.views(stacked.params.grad)
     assert grad_weights[0].abs().sum() > 0 and grad_weights[0].shape == (2, 16, 4)
+
+
+FRAME = (6, 5, 3)  # H, W, C: not square, so rows and columns cannot be mixed up unnoticed
+
+
+def conv_networks(n, conv=(4,), hidden=(8,), frame=FRAME, n_actions=3, seed=200):
+    return [build_network(frame[0] * frame[1] * frame[2], n_actions, hidden, torch.Generator().manual_seed(seed + k), conv, frame)
+            for k in range(n)]  # fmt: skip
+
+
+def test_a_conv_network_is_initialised_as_pytorchs_conv2d_and_linear_layers():
+    torch.manual_seed(5)
+    reference = [nn.Conv2d(3, 4, 3), nn.Conv2d(4, 2, 3), nn.Linear(2 * 2 * 1, 8), nn.Linear(8, 3)]
+    ours = conv_networks(1, conv=(4, 2), seed=5)[0]
+    for ref, layer in zip(reference, ours.layers):
+        assert torch.equal(ref.weight, layer.weight) and torch.equal(ref.bias, layer.bias)
+
+
+def test_a_conv_network_reads_frames_flat_or_shaped():
+    network = conv_networks(1)[0]
+    frames = (torch.rand(7, *FRAME) > 0.5).float()  # (B, H, W, C)
+    assert torch.equal(network(frames), network(frames.reshape(7, -1)))
+    conv_out = network.activations(frames)[0]  # (B, H', W', channels)
+    assert conv_out.shape == (7, 4, 3, 4)
+    # the output of the convolution at row 1, column 2 is its kernel applied to the frame's cells rows 1-3, columns 2-4
+    kernel, bias = network.layers[0].weight, network.layers[0].bias  # (4, C, 3, 3), (4,)
+    window = frames[:, 1:4, 2:5, :].permute(0, 3, 1, 2)  # (B, C, 3, 3)
+    expected = torch.relu(torch.einsum("bchw,ochw->bo", window, kernel) + bias)  # (B, 4)
+    torch.testing.assert_close(conv_out[:, 1, 2, :], expected)
+
+
+@pytest.mark.parametrize("conv", [(4,), (4, 2)])
+def test_a_stack_of_conv_networks_computes_each_members_network_by_batched_matmuls(conv):
+    """The stack's im2col and batched matmuls against nn.Conv2d: two implementations of one network."""
+    nets = conv_networks(3, conv=conv)
+    stacked = StackedQNetwork(nets)
+    x = (torch.rand(3, 5, FRAME[0] * FRAME[1] * FRAME[2]) > 0.5).float()  # (N, B, obs_dim)
+    with torch.no_grad():
+        q = stacked(x)  # (N, B, A)
+    for k, net in enumerate(nets):
+        torch.testing.assert_close(q[k], net(x[k]), rtol=1e-6, atol=1e-6)
+        member = stacked.member(k)
+        assert all(torch.equal(a, b) for a, b in zip(member.state_dict().values(), net.state_dict().values()))
+    stacked(x).sum().backward()  # and autograd differentiates it in the flat parameters
+    assert stacked.views(stacked.params.grad)[0][0].abs().sum() > 0
+
+
+def test_a_convolution_needs_frames_and_room_in_them():
+    with pytest.raises(DqnlabError, match=r"network.conv \[16\] needs image observations"):
+        build_network(4, 2, (8,), torch.Generator(), conv=(16,))
+    with pytest.raises(DqnlabError, match="3 3x3 convolutions leave nothing of a 6 x 5 frame; use at most 2"):
+        conv_networks(1, conv=(4, 4, 4))

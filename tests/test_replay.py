@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from dqnlab.engine.replay import FIELDS, Replay, bytes_per_transition
+from dqnlab.engine.nstep import n_step_returns
+from dqnlab.engine.replay import FIELDS, Replay, _distinct, bytes_per_transition
 from dqnlab.errors import DqnlabError
 from dqnlab.experiments.trainrun import save_ring
 from dqnlab.rundir.replayfile import read_replay
@@ -155,3 +156,56 @@ def test_combined_replay_keeps_the_draw_stream_in_step():
     """The combined batch's first B - 1 indices are the ones the uniform batch draws from the same raw numbers."""
     replay, raw = filled(capacity=9, count=23), raw_draws((1, 5), 3)
     assert torch.equal(replay.indices(raw, True, combined=True)[:, :-1], replay.indices(raw, True)[:, :-1])
+
+
+def floyd(raw: torch.Tensor, size: int) -> torch.Tensor:
+    """Floyd's algorithm step by step, as written: the plain loop `_distinct` must agree with."""
+    chosen = []
+    for row in raw.tolist():
+        taken: list[int] = []
+        for i, j in enumerate(range(size - len(row), size)):
+            t = row[i] % (j + 1)
+            taken.append(j if t in taken else t)
+        chosen.append(taken)
+    return torch.tensor(chosen)
+
+
+@pytest.mark.parametrize("size, batch, members", [(5000, 32, 1), (5000, 32, 16), (40, 32, 3), (33, 32, 4), (32, 32, 2), (1, 1, 1), (9, 1, 3)])
+def test_distinct_draws_are_floyds_algorithm_step_by_step(size, batch, members):
+    """The shortcut (every t taken at once where no step can clash) gives the walk's slots, clashes or not."""
+    for seed in range(40):
+        raw = raw_draws((members, batch), seed)
+        assert torch.equal(_distinct(raw, size), floyd(raw, size))
+
+
+def binary_transitions(steps: int, members: int, obs_dim: int, seed: int = 0):
+    """Random 0/1 observations with actions, rewards and both flags, as a MinAtar game gives them."""
+    g = torch.Generator().manual_seed(seed)
+    cells = (torch.rand(steps + 1, members, obs_dim, generator=g) < 0.3).float()  # (T + 1, N, D)
+    return [(cells[t], torch.randint(0, 6, (members,), generator=g), torch.randn(members, generator=g), cells[t + 1],
+             torch.rand(members, generator=g) < 0.2, torch.rand(members, generator=g) < 0.1) for t in range(steps)]  # fmt: skip
+
+
+@pytest.mark.parametrize("obs_dim", [400, 13, 8])
+def test_binary_frames_are_stored_as_bits_and_come_back_as_float_rows_give_them(obs_dim):
+    """Bit rows hold an eighth of a byte a cell; every batch, n-step returns included, equals float rows' exactly."""
+    floats, bits = Replay(3, 50, obs_dim, "cpu"), Replay(3, 50, obs_dim, "cpu", binary=True)
+    for transition in binary_transitions(70, 3, obs_dim):
+        floats.add(*transition)
+        bits.add(*transition)
+    assert bits.rows.dtype == torch.uint8 and bits.rows.shape == (50, 3, 2 * -(-obs_dim // 8) + 10)
+    index = raw_draws((3, 32)) % 50  # (N, B)
+    for a, b in zip(floats.gather(index)[:6], bits.gather(index)[:6]):  # the stored fields; discount and weight are None
+        assert a.dtype == b.dtype and torch.equal(a, b)
+    for a, b in zip(floats.fields()[:6], bits.fields()[:6]):
+        assert torch.equal(a, b)
+    (fb, fd), (bb, bd) = n_step_returns(floats, index, 3, 0.9), n_step_returns(bits, index, 3, 0.9)
+    assert torch.equal(fd, bd) and all(torch.equal(a, b) for a, b in zip(fb, bb) if a is not None)
+    ring_f, ring_b = floats.member(1), bits.member(1)
+    assert all(np.array_equal(getattr(ring_f, name), getattr(ring_b, name)) for name in FIELDS)
+
+
+def test_a_minatar_transition_takes_110_bytes():
+    assert bytes_per_transition(400, binary=True) == 110  # two 10 x 10 x 4 frames of bits, 4 + 4 + 1 + 1 bytes
+    assert bytes_per_transition(400) == 3216  # as float rows: 4 bytes a cell
+    assert Replay(2, 100, 400, "cpu", binary=True).rows.nbytes == 2 * 100 * 110

@@ -21,13 +21,15 @@ from dqnlab.rundir.writer import save_weights
 
 
 def load_network(path: str | Path, obs_dim: int, n_actions: int, device: torch.device | str = "cpu",
-                 hidden: tuple[int, ...] | None = None) -> QNetwork:  # fmt: skip
+                 hidden: tuple[int, ...] | None = None, conv: tuple[int, ...] | None = None,
+                 frame: tuple[int, int, int] | None = None) -> QNetwork:  # fmt: skip
     """A Q-network from a weights file, every tensor checked (`rundir.weights`).
 
-    `hidden`: the widths the network must have (a run's config.json); None reads them from the file.
+    `hidden`, `conv`: the widths and convolution channels the network must have (a run's config.json); None
+    reads them from the file. `frame`: (H, W, C) of the environment's image observations, None for vectors.
     """
-    state, hidden = read_weights(path, obs_dim, n_actions, hidden)
-    network = QNetwork(obs_dim, n_actions, hidden)
+    state, hidden, conv = read_weights(path, obs_dim, n_actions, hidden, conv, frame)
+    network = QNetwork(obs_dim, n_actions, hidden, conv, frame if conv else None)
     network.load_state_dict(state)  # every name and shape was checked
     return network.to(device)
 
@@ -38,7 +40,8 @@ def load_run_network(run_dir: str | Path, device: torch.device | str = "cpu",
     config = load_config(run_dir)
     env, spec = make_env(config.env)
     env.close()
-    network = load_network(weights or Path(run_dir) / WEIGHTS, spec.obs_dim, spec.n_actions, device, config.network.hidden)
+    network = load_network(weights or Path(run_dir) / WEIGHTS, spec.obs_dim, spec.n_actions, device, config.network.hidden,
+                           config.network.conv, spec.frame)  # fmt: skip
     return config, network
 
 

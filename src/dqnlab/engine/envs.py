@@ -1,7 +1,16 @@
 """Environments: checking a Gymnasium id, and stepping one environment per member.
 
-Any registered environment with a `Discrete` action space and a flat (1-D)
-`Box` observation works. Without a time limit (`env.max_episode_steps` absent)
+Any registered environment with a `Discrete` action space and either a flat
+(1-D) `Box` observation or binary image frames (a 3-D `Box` of 0/1 values,
+H x W x C, as MinAtar's 10 x 10 x C) works; other images (an Atari screen's
+0-255 colours) are refused. Frames are flattened, row by row with channels
+last, into vectors of H * W * C floats: the engine handles one kind of
+observation, a `network.conv` network reads them back as frames, and the
+replay memory stores them as bits (`replay.BitRows`).
+
+MinAtar's games (`MinAtar/Breakout-v1`, ...; v0: the full set of 6 actions)
+need `pip install 'dqnlab[minatar]'`; dqnlab registers them with Gymnasium
+when an id asks for one. Without a time limit (`env.max_episode_steps` absent)
 the environment is used `.unwrapped`, exactly as the tutorial does; with one,
 episodes are cut at that many steps and reported as *truncated*, not
 terminated, so the learner still bootstraps from their last state.
@@ -23,6 +32,7 @@ greedy play, GIFs and the probe.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
@@ -37,6 +47,8 @@ from dqnlab.engine import cartpole
 from dqnlab.errors import DqnlabError
 
 CARTPOLE_ENTRY_POINT = "gymnasium.envs.classic_control.cartpole:CartPoleEnv"
+MINATAR = "MinAtar/"  # the namespace MinAtar's games register under
+SUPPORTED = "dqnlab supports a flat Box (a 1-D vector of numbers) or binary frames (a 3-D Box of 0/1 values, H x W x C, as MinAtar's)"
 
 
 @dataclass(frozen=True)
@@ -44,17 +56,27 @@ class EnvSpec:
     """What the learner needs to know about an environment."""
 
     id: str
-    obs_dim: int
+    obs_dim: int  # numbers in one observation: a frame's H * W * C
     n_actions: int
     registered_max_steps: int | None  # the limit Gymnasium registers; None if none
+    frame: tuple[int, int, int] | None = None  # (H, W, C) of binary frames; None for vectors
+
+    @property
+    def binary(self) -> bool:
+        """Observations are 0/1 cells (frames): the replay memory stores them as bits."""
+        return self.frame is not None
 
 
 def make_env(config: EnvConfig, render_mode: str | None = None) -> tuple[gym.Env, EnvSpec]:
     """Build the environment and check that dqnlab can learn on it."""
     if render_mode is not None:
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # render off-screen, no display needed
+    if config.id.startswith(MINATAR):
+        register_minatar(config.id)
     try:
-        wrapped = gym.make(config.id, render_mode=render_mode)
+        with warnings.catch_warnings():  # MinAtar's v0 ids (the paper's 6 actions) are "out of date" to Gymnasium
+            warnings.filterwarnings("ignore", message=".*is out of date.*")
+            wrapped = gym.make(config.id, render_mode=render_mode)
     except gym.error.DependencyNotInstalled as error:
         raise DqnlabError(f"environment {config.id!r} needs a package that is not installed: {error}") from None
     except gym.error.Error as error:
@@ -63,29 +85,46 @@ def make_env(config: EnvConfig, render_mode: str | None = None) -> tuple[gym.Env
     env: gym.Env = wrapped.unwrapped
     if config.max_episode_steps is not None:
         env = TimeLimit(env, max_episode_steps=config.max_episode_steps)
-    spec = EnvSpec(config.id, *_check_spaces(env, config.id), registered_max_steps=registered)
-    return env, spec
+    obs_dim, n_actions, frame = _check_spaces(env, config.id)
+    return env, EnvSpec(config.id, obs_dim, n_actions, registered_max_steps=registered, frame=frame)
 
 
-def _check_spaces(env: gym.Env, env_id: str) -> tuple[int, int]:
+def register_minatar(env_id: str) -> None:
+    """Register MinAtar's games with Gymnasium (its package does not, under Gymnasium 1.x); one line if it is missing."""
+    if env_id in gym.registry:
+        return
+    try:
+        from minatar.gym import register_envs
+    except ImportError:
+        raise DqnlabError(f"environment {env_id!r} needs the minatar package, which is not installed: "
+                          "pip install 'dqnlab[minatar]'") from None  # fmt: skip
+    register_envs()
+
+
+def _check_spaces(env: gym.Env, env_id: str) -> tuple[int, int, tuple[int, int, int] | None]:
+    """(obs_dim, n_actions, frame) of a usable environment; a one-line DqnlabError, the environment closed, otherwise."""
     obs_space, action_space = env.observation_space, env.action_space
+
+    def refuse(problem: str) -> DqnlabError:
+        env.close()
+        return DqnlabError(f"environment {env_id!r} has {problem}")
+
     if not isinstance(action_space, gym.spaces.Discrete):
-        env.close()
-        raise DqnlabError(
-            f"environment {env_id!r} has a {type(action_space).__name__} action space; "
-            "dqnlab needs a Discrete one (Q-learning picks the best of finitely many actions)"
-        )
-    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
-        env.close()
-        shape = getattr(obs_space, "shape", None)
-        raise DqnlabError(
-            f"environment {env_id!r} has a {type(obs_space).__name__} observation space of shape {shape}; "
-            "dqnlab needs a flat Box (a 1-D vector of numbers)"
-        )
-    if not np.issubdtype(obs_space.dtype, np.floating) and not np.issubdtype(obs_space.dtype, np.integer):
-        env.close()
-        raise DqnlabError(f"environment {env_id!r} has {obs_space.dtype} observations; dqnlab needs numbers")
-    return int(obs_space.shape[0]), int(action_space.n)
+        raise refuse(f"a {type(action_space).__name__} action space; dqnlab needs a Discrete one "
+                     "(Q-learning picks the best of finitely many actions)")  # fmt: skip
+    shape = getattr(obs_space, "shape", None)
+    if not isinstance(obs_space, gym.spaces.Box) or len(shape) not in (1, 3):
+        raise refuse(f"a {type(obs_space).__name__} observation space of shape {shape}; {SUPPORTED}")
+    numbers = obs_space.dtype == np.bool_ or np.issubdtype(obs_space.dtype, np.floating) or np.issubdtype(obs_space.dtype, np.integer)
+    if not numbers:
+        raise refuse(f"{obs_space.dtype} observations; dqnlab needs numbers")
+    if len(shape) == 3:
+        binary = obs_space.dtype == np.bool_ or (np.all(obs_space.low == 0) and np.all(obs_space.high == 1))
+        if not binary:
+            low, high = np.min(obs_space.low), np.max(obs_space.high)
+            raise refuse(f"image observations of shape {shape} with values in [{low:g}, {high:g}]; {SUPPORTED}")
+        return int(np.prod(shape)), int(action_space.n), (int(shape[0]), int(shape[1]), int(shape[2]))
+    return int(shape[0]), int(action_space.n), None
 
 
 def time_limit_note(config: EnvConfig, spec: EnvSpec) -> str | None:
@@ -211,7 +250,10 @@ class GymVectorEnvs:
         )  # fmt: skip
 
     def _tensor(self, array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(array), device=self.device).to(dtype)
+        array = np.asarray(array)
+        if dtype is torch.float32 and array.ndim > 2:  # frames (N, H, W, C): flattened, as the engine keeps them
+            array = array.reshape(len(array), -1)  # (N, obs_dim)
+        return torch.as_tensor(array, device=self.device).to(dtype)
 
     def close(self) -> None:
         self.vector.close()

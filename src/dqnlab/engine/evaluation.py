@@ -19,8 +19,7 @@ import numpy as np
 from dqnlab import seeding
 from dqnlab.config import EnvConfig
 from dqnlab.engine.envs import make_env
-from dqnlab.engine.learner import greedy_action
-from dqnlab.engine.network import QNetwork
+from dqnlab.engine.network import QNetwork, greedy_action
 from dqnlab.errors import DqnlabError
 
 

@@ -10,7 +10,7 @@ The TD update, for each member's batch of B transitions (s, a, r, s', terminated
     target = r + gamma * (1 - terminated) * max_a' Q(s', a')
     loss   = mean over the batch of (Q(s, a) - target)^2          (MSE)
 
-then one Adam step on the member's own parameters. N members learn at once:
+then one Adam step (or centered RMSProp's, `learner.optimizer`) on the member's own parameters. N members learn at once:
 the loss that is differentiated is the sum of the members' losses, so each
 member's gradient is its own loss's (member k's parameters appear in member
 k's loss only), and Adam is elementwise, so one Adam over the stacked
@@ -50,13 +50,12 @@ Another option that changes the target goes into both, `td_loss` here and
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch.nn import functional as F
 
 from dqnlab.config import LearnerConfig
 from dqnlab.engine.kernel import LearnStep
-from dqnlab.engine.network import QNetwork, StackedQNetwork
+from dqnlab.engine.network import StackedQNetwork
 from dqnlab.engine.replay import Batch
 from dqnlab.engine.target import TargetNetwork
 from dqnlab.seeding import HIGH
@@ -96,14 +95,19 @@ def td_loss(network, batch: Batch, gamma: float, td_gradient: str, loss: str, ta
     return elementwise.mean(dim=-1)  # (...,)
 
 
-def make_optimizer(params, lr: float) -> torch.optim.Adam:
-    """Adam with PyTorch's defaults (betas 0.9/0.999, eps 1e-8), as the tutorial uses.
+def make_optimizer(params, lr: float, config: LearnerConfig | None = None) -> torch.optim.Optimizer:
+    """Adam with PyTorch's defaults (betas 0.9/0.999, eps 1e-8), as the tutorial uses; with a `config` whose
+    `optimizer` is "rmsprop", torch's centered RMSprop instead (its single-tensor code, which
+    `kernel.CenteredRMSProp` follows operation for operation).
 
-    `fused=True` runs the same update as one kernel per step instead of a
+    `fused=True` runs Adam's update as one kernel per step instead of a
     Python loop of tensor ops (faster: benchmarks/RESULTS.md), with float
     rounding that can differ from the loop version in the last bit. The
     kernel calls that fused kernel directly (`kernel.FusedAdam`).
     """
+    if config is not None and config.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, alpha=config.rmsprop_alpha, eps=config.rmsprop_eps, centered=True,
+                                   foreach=False)  # fmt: skip
     return torch.optim.Adam(params, lr=lr, fused=True)
 
 
@@ -169,9 +173,3 @@ def epsilon_greedy(greedy: torch.Tensor, raw: torch.Tensor, explore_below: int, 
     random_action = raw[:, 1] % n_actions  # (N,)
     return torch.where(raw[:, 0] < explore_below, random_action, greedy)  # (N,)
 
-
-@torch.inference_mode()
-def greedy_action(network: QNetwork, obs: np.ndarray, device: torch.device) -> int:
-    """One network's action with the highest Q-value (the first one on a tie, like torch.argmax)."""
-    x = torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0)  # (1, obs_dim)
-    return int(network(x).argmax(dim=1).item())

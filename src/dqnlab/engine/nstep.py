@@ -33,7 +33,7 @@ import functools
 
 import torch
 
-from dqnlab.engine.replay import Batch, Replay, unpack
+from dqnlab.engine.replay import Batch, Replay
 from dqnlab.errors import DqnlabError
 
 
@@ -56,7 +56,7 @@ def n_step_returns(replay: Replay, index: torch.Tensor, n: int, gamma: float) ->
     """
     if n < 1:
         raise DqnlabError(f"n-step returns need n >= 1; got n = {n}")
-    capacity, d = replay.capacity, replay.obs_dim
+    capacity, rows_layout = replay.capacity, replay.layout
     offsets, powers = _constants(n, gamma, index.device)  # (n,) j, (n + 1,) float64 gamma^j
     slots = index.unsqueeze(2) + offsets  # (N, B, n) slot of t+j, before wrapping: below capacity + n - 1
     # one compare and subtract wraps them when n <= capacity (as config.validate ensures); an int64 % costs more
@@ -65,14 +65,14 @@ def n_step_returns(replay: Replay, index: torch.Tensor, n: int, gamma: float) ->
 
     successors = replay.newest() - index  # (N, B) in (-capacity, capacity)
     successors = torch.where(successors < 0, successors + capacity, successors)  # (N, B) stored transitions after t
-    ended = rows[..., 2 * d + 2] + rows[..., 2 * d + 3]  # (N, B, n) > 0 where t+j terminated or was truncated
+    ended = rows_layout.ended(rows)  # (N, B, n) > 0 where t+j terminated or was truncated
     stops = (ended > 0).logical_or_(offsets == successors.clamp_(max=n - 1).unsqueeze(2))  # (N, B, n)
     last = stops.byte().argmax(dim=2, keepdim=True)  # (N, B, 1) j = m - 1 of the first stop: argmax takes the first
 
-    terms = rows[..., 2 * d + 1].double().mul_(powers[:n])  # (N, B, n) gamma^j r_{t+j}; those after the stop are never summed
+    terms = rows_layout.reward(rows).double().mul_(powers[:n])  # (N, B, n) gamma^j r_{t+j}; those after the stop are never summed
     reward = terms.cumsum_(dim=2).gather(dim=2, index=last).squeeze(dim=2).float()  # (N, B) G, summed j = 0, 1, ...
-    first = unpack(rows[:, :, 0], d)  # fields (N, B, ...) of transition t
-    end = unpack(replay.rows_at(slots.gather(dim=2, index=last).squeeze(dim=2)), d)  # fields (N, B, ...) of transition t+m-1
+    first = rows_layout.unpack(rows[:, :, 0])  # fields (N, B, ...) of transition t
+    end = rows_layout.unpack(replay.rows_at(slots.gather(dim=2, index=last).squeeze(dim=2)))  # fields (N, B, ...) of transition t+m-1
     discount = torch.where(end.terminated, 0.0, powers[last.squeeze(dim=2) + 1]).float()  # (N, B) gamma^m, 0 at termination
     batch = Batch(obs=first.obs, action=first.action, reward=reward, next_obs=end.next_obs,
                   terminated=end.terminated, truncated=end.truncated)  # fmt: skip

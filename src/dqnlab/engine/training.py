@@ -69,7 +69,8 @@ from dqnlab.errors import DqnlabError
 def initial_network(config: Config, spec: EnvSpec) -> QNetwork:
     """The seed's initial network (on the CPU): the same weights for every variant of equal shape."""
     generator = seeding.torch_generator(config.run.seed, "network")
-    return build_network(spec.obs_dim, spec.n_actions, config.network.hidden, generator)
+    conv = config.network.conv  # a frame only matters to convolutions: a fully connected network reads it flat
+    return build_network(spec.obs_dim, spec.n_actions, config.network.hidden, generator, conv, spec.frame if conv else None)
 
 
 def replay_capacity(config: Config) -> int:
@@ -180,7 +181,7 @@ def _train_members(configs: list[Config], envs: MemberEnvs, callbacks: Callbacks
     """Train the members on `envs` (real, recording or a recorded stream); closes `envs`."""
     base = configs[0]
     network = StackedQNetwork([initial_network(config, envs.spec) for config in configs], device)
-    memory = Replay(len(configs), replay_capacity(base), envs.spec.obs_dim, device)
+    memory = Replay(len(configs), replay_capacity(base), envs.spec.obs_dim, device, binary=envs.spec.binary)
     ledger = Ledger(len(configs), base.run.samples, running_targets(base.env.id, base.env.targets))
     try:
         _loop(configs, envs, network, Sampler(memory, base, device), ledger, callbacks, device, evaluate_members)

@@ -4,7 +4,8 @@ Every figure is a lower bound computed from what the engine preallocates, so
 a refusal is certain, never a guess:
 
 - the replay memory: min(replay.capacity or run.samples, run.samples)
-  transitions of `bytes_per_transition(obs_dim)` bytes (`engine/replay.py`),
+  transitions of `bytes_per_transition(obs_dim, binary)` bytes
+  (`engine/replay.py`: float rows, or bits for binary frames),
   and, with --save-replay, their copy in the learner's dtypes
   (`ring_bytes_per_transition`); with replay.prioritized, the sum-tree's
   float64 nodes, about 16/15 per slot (`priority.SumTree.level_sizes`);
@@ -12,8 +13,8 @@ a refusal is certain, never a guess:
   `StackedQNetwork` pads it) x 4 bytes x 4 copies: weights, gradients and
   Adam's two moments (`engine/kernel.py`), and a fifth with a target network;
 - the learn step's buffers: the forward pass over [obs; next_obs] (2 x
-  replay.batch_size rows of every layer) and the backward pass's gradients
-  (`kernel.LearnStep`);
+  replay.batch_size rows of every layer), a convolution's patches, and the
+  backward pass's gradients (`kernel.LearnStep`);
 - a learner that does not act (behaviour.actor other than "self"): the
   recorded stream of its behaviour's run.samples transitions
   (`stream.Stream.nbytes`), held while it learns;
@@ -38,7 +39,7 @@ from typing import Any
 
 from dqnlab.config import Config
 from dqnlab.engine.envs import EnvSpec, make_env
-from dqnlab.engine.network import ALIGN
+from dqnlab.engine.network import ALIGN, Shape
 from dqnlab.engine.priority import SumTree
 from dqnlab.engine.replay import bytes_per_transition, ring_bytes_per_transition
 from dqnlab.engine.stream import Stream
@@ -94,8 +95,11 @@ class Cost:
 
 def run_cost(config: Config, spec: EnvSpec, save_replay: bool = False) -> Cost:
     """One run's cost: `spec` gives the observation and action sizes the network and replay memory take."""
-    widths = (spec.obs_dim, *config.network.hidden, spec.n_actions)
-    layers = list(zip(widths[:-1], widths[1:]))
+    conv = config.network.conv
+    shape = Shape(spec.obs_dim, spec.n_actions, config.network.hidden, conv, spec.frame if conv else None)  # refuses conv on vectors
+    layers = [(fan_in, fan_out) for fan_in, fan_out, _ in shape.layers()]
+    outputs = [fan_out * positions for _, fan_out, positions in shape.layers()]  # floats per row out of each layer
+    patches = sum(fan_in * positions for fan_in, _, positions in shape.layers()[: len(conv)])  # floats per row of patches
     batch = config.replay.batch_size
     rows = 2 * batch if config.learner.td_gradient == "full" else batch  # rows the backward pass runs over
     every = config.run.checkpoint_every
@@ -103,13 +107,13 @@ def run_cost(config: Config, spec: EnvSpec, save_replay: bool = False) -> Cost:
     return Cost(
         config=config,
         transitions=slots,
-        transition_bytes=bytes_per_transition(spec.obs_dim),
+        transition_bytes=bytes_per_transition(spec.obs_dim, spec.binary),
         saved_bytes=ring_bytes_per_transition(spec.obs_dim) if save_replay else 0,
         tree_bytes=sum(SumTree.level_sizes(slots)) * TREE_NODE if config.replay.prioritized else 0,
         copies=COPIES + (config.learner.target_update != "none"),
         parameters=sum(_padded(i * o) + _padded(o) for i, o in layers),
         file_parameters=sum(i * o + o for i, o in layers),
-        buffer_floats=2 * batch * sum(widths) + rows * sum(widths[1:]) + spec.obs_dim * widths[1],
+        buffer_floats=2 * batch * (spec.obs_dim + sum(outputs) + patches) + rows * sum(outputs) + layers[0][0] * layers[0][1],
         checkpoints=config.run.samples // every if every else 0,
         stream_bytes=0 if config.behaviour.actor == "self" else Stream.nbytes(config.run.samples, 1, spec.obs_dim),
     )

@@ -63,10 +63,10 @@ def behaviour_network(config: Config) -> QNetwork | None:
         return None
     spec = make_env(config.env)[1]
     try:
-        state, hidden = read_weights(config.behaviour.weights, spec.obs_dim, spec.n_actions)
+        state, hidden, conv = read_weights(config.behaviour.weights, spec.obs_dim, spec.n_actions, frame=spec.frame)
     except DqnlabError as error:
         raise DqnlabError(f"behaviour.weights: {error}") from None
-    network = QNetwork(spec.obs_dim, spec.n_actions, hidden)
+    network = QNetwork(spec.obs_dim, spec.n_actions, hidden, conv, spec.frame if conv else None)
     network.load_state_dict(state)  # every name and shape was checked
     return network
 
@@ -113,9 +113,10 @@ def summarize(result: TrainResult, backend: str = "single", clock: str = "own") 
         "wall_seconds": round(result.wall_seconds, 3),
         "env_id": result.spec.id,
         "obs_dim": result.spec.obs_dim,
+        "frame": None if result.spec.frame is None else list(result.spec.frame),  # (H, W, C) of image observations
         "n_actions": result.spec.n_actions,
         "replay_capacity": result.replay_capacity,
-        "replay_bytes_per_transition": bytes_per_transition(result.spec.obs_dim),
+        "replay_bytes_per_transition": bytes_per_transition(result.spec.obs_dim, result.spec.binary),
         "device": result.device,
         "threads": result.threads,
         "backend": backend,

@@ -25,8 +25,7 @@ import torch
 from dqnlab import seeding
 from dqnlab.config import EnvConfig
 from dqnlab.engine.envs import make_env
-from dqnlab.engine.learner import greedy_action
-from dqnlab.engine.network import QNetwork
+from dqnlab.engine.network import QNetwork, greedy_action
 from dqnlab.errors import DqnlabError
 from dqnlab.rundir.disk import write_with
 from dqnlab.rundir.npzfile import check_array, read_npz

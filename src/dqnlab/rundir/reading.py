@@ -250,8 +250,11 @@ def check_run(run_dir: str | Path) -> FinishedRun:
             raise RunFileError(run_dir, RESULT, f"has obs_dim and n_actions {shape}; expected whole numbers >= 1")
         from dqnlab.rundir.weights import read_weights  # torch, loaded only when a finished run is checked
 
+        frame = result.get("frame")  # (H, W, C) of image observations; absent or null for vectors
+        if frame is not None and not (isinstance(frame, list) and len(frame) == 3 and all(isinstance(n, int) and n >= 1 for n in frame)):
+            raise RunFileError(run_dir, RESULT, f"has frame {frame!r}; expected [height, width, channels] or null")
         try:
-            read_weights(Path(run_dir) / WEIGHTS, *shape, config.network.hidden)
+            read_weights(Path(run_dir) / WEIGHTS, *shape, config.network.hidden, config.network.conv, frame and tuple(frame))
         except DqnlabError as error:
             raise RunFileError.of(run_dir, WEIGHTS, error) from None
     return FinishedRun(result, config, episodes, evaluations)

@@ -29,14 +29,18 @@ ZIP_MAGIC = b"PK\x03\x04"
 KEY = re.compile(r"layers\.(\d+)\.(weight|bias)")
 
 
-def read_weights(path: str | Path, obs_dim: int, n_actions: int, hidden: tuple[int, ...] | None = None) -> tuple[dict[str, torch.Tensor], tuple[int, ...]]:
-    """A Q-network's state_dict from a weights file, every tensor checked, and its hidden widths.
+def read_weights(path: str | Path, obs_dim: int, n_actions: int, hidden: tuple[int, ...] | None = None,
+                 conv: tuple[int, ...] | None = None, frame: tuple[int, int, int] | None = None,
+                 ) -> tuple[dict[str, torch.Tensor], tuple[int, ...], tuple[int, ...]]:  # fmt: skip
+    """A Q-network's state_dict from a weights file, every tensor checked, its hidden widths and its convolutions' channels.
 
-    `hidden`: the widths the network must have (a run's config.json); None reads them from the file.
+    `hidden` and `conv`: the widths and channels the network must have (a run's config.json); None reads them
+    from the file (a convolution's weight is 4-D, (out, in, 3, 3)). `frame`: (H, W, C) of the environment's
+    image observations, None for vectors; convolutions need one.
     """
     path = Path(path)
     state = _read_state(path)
-    return state, _check_state(path, state, obs_dim, n_actions, hidden)
+    return state, *_check_state(path, state, obs_dim, n_actions, hidden, conv, frame)
 
 
 def _read_state(path: Path) -> Any:
@@ -77,8 +81,9 @@ def _some(names: list[str]) -> str:
     return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
 
 
-def _check_state(path: Path, state: Any, obs_dim: int, n_actions: int, hidden: tuple[int, ...] | None) -> tuple[int, ...]:
-    """The hidden widths of the Q-network `state` describes; a one-line DqnlabError for anything else."""
+def _check_state(path: Path, state: Any, obs_dim: int, n_actions: int, hidden: tuple[int, ...] | None,
+                 conv: tuple[int, ...] | None, frame: tuple[int, int, int] | None) -> tuple[tuple[int, ...], tuple[int, ...]]:  # fmt: skip
+    """The hidden widths and convolution channels of the Q-network `state` describes; a one-line DqnlabError otherwise."""
     def refuse(problem: str) -> DqnlabError:
         return DqnlabError(f"{path} does not hold a dqnlab Q-network: {problem}")
 
@@ -89,7 +94,10 @@ def _check_state(path: Path, state: Any, obs_dim: int, n_actions: int, hidden: t
             raise refuse(f"it holds the entry {key!r}; a Q-network has layers.N.weight and layers.N.bias tensors only")
         if not isinstance(value, torch.Tensor):
             raise refuse(f"{key} is a {type(value).__name__}, not a tensor")
-    count = len(hidden) + 1 if hidden is not None else 1 + max((int(KEY.fullmatch(k)[1]) for k in state), default=-1)
+    if hidden is not None:
+        count = len(conv or ()) + len(hidden) + 1
+    else:
+        count = 1 + max((int(KEY.fullmatch(k)[1]) for k in state), default=-1)
     # a file's indices could claim any number of layers: never list more names than it holds, plus one layer
     expected = [f"layers.{i}.{part}" for i in range(min(count, len(state) // 2 + 1)) for part in ("weight", "bias")]
     missing, extra = [k for k in expected if k not in state], [k for k in state if k not in expected]
@@ -98,19 +106,23 @@ def _check_state(path: Path, state: Any, obs_dim: int, n_actions: int, hidden: t
         last = max(count, 1) - 1
         names = "layers.0.weight, layers.0.bias" + (f" ... layers.{last}.weight, layers.{last}.bias" if last else "")
         raise refuse(f"it {found}; expected {names}")
-    first, last = state["layers.0.weight"], state[f"layers.{count - 1}.weight"]
-    if first.dim() == 2 and last.dim() == 2 and first.shape[1] != obs_dim:  # made for another environment
+    weights = [state[f"layers.{i}.weight"] for i in range(count)]
+    if conv is None:  # read from the file: the leading 4-D weights are convolutions
+        conv = tuple(int(w.shape[0]) for w in _leading(weights, lambda w: w.dim() == 4))
+    if conv and frame is None:
+        raise DqnlabError(f"{path} holds a network with {len(conv)} convolution(s), but the environment gives flat "
+                          f"vectors of {obs_dim} observations, not image frames")  # fmt: skip
+    first, last = weights[len(conv)] if len(conv) < count else weights[0], weights[-1]
+    if not conv and first.dim() == 2 and last.dim() == 2 and first.shape[1] != obs_dim:  # made for another environment
         raise DqnlabError(f"{path} maps {first.shape[1]} inputs to {last.shape[0]} actions, "
                           f"but the environment has {obs_dim} observations and {n_actions} actions")  # fmt: skip
-    if hidden is None:  # read from the file: each hidden layer's width is its weight's row count
-        weights = [state[f"layers.{i}.weight"] for i in range(count - 1)]
-        hidden = tuple(int(w.shape[0]) if w.dim() >= 1 else 0 for w in weights)
+    if hidden is None:  # each hidden layer's width is its weight's row count
+        hidden = tuple(int(w.shape[0]) if w.dim() >= 1 else 0 for w in weights[len(conv) : -1])
         if 0 in hidden:
-            raise refuse(f"layers.{hidden.index(0)}.weight has no rows; every hidden layer needs at least one unit")
-    widths = (obs_dim, *hidden, n_actions)
-    network = f"a {'-'.join(map(str, widths))} Q-network ({obs_dim} observations, hidden {list(hidden)}, {n_actions} actions)"
-    for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
-        for part, shape in (("weight", (fan_out, fan_in)), ("bias", (fan_out,))):
+            raise refuse(f"layers.{len(conv) + hidden.index(0)}.weight has no rows; every hidden layer needs at least one unit")
+    shapes, network = _expected_shapes(obs_dim, n_actions, hidden, conv, frame)
+    for i, (weight_shape, bias_shape) in enumerate(shapes):
+        for part, shape in (("weight", weight_shape), ("bias", bias_shape)):
             key, tensor = f"layers.{i}.{part}", state[f"layers.{i}.{part}"]
             if tuple(tensor.shape) != shape:
                 raise DqnlabError(f"{path}: {key} has shape {tuple(tensor.shape)}; {network} needs {shape}")
@@ -119,4 +131,33 @@ def _check_state(path: Path, state: Any, obs_dim: int, n_actions: int, hidden: t
             if not torch.isfinite(tensor).all():
                 raise DqnlabError(f"{path}: {key} holds NaN or infinite values, as a run whose loss diverged leaves them; "
                                   "only finite weights can be played or probed")  # fmt: skip
-    return hidden
+    return hidden, conv
+
+
+def _leading(items: list, keep) -> list:
+    """The items before the first one `keep` rejects."""
+    out = []
+    for item in items:
+        if not keep(item):
+            break
+        out.append(item)
+    return out
+
+
+def _expected_shapes(obs_dim: int, n_actions: int, hidden: tuple[int, ...], conv: tuple[int, ...],
+                     frame: tuple[int, int, int] | None) -> tuple[list[tuple[tuple[int, ...], tuple[int, ...]]], str]:  # fmt: skip
+    """Each layer's (weight shape, bias shape), and the network in words: convolutions 3x3, stride 1, no padding
+    (`engine.network`), their output flattened into the first fully connected layer."""
+    shapes, inputs = [], obs_dim
+    if conv:
+        height, width, channels = frame
+        for out in conv:
+            shapes.append(((out, channels, 3, 3), (out,)))
+            height, width, channels = height - 2, width - 2, out
+        inputs = height * width * channels
+    widths = (inputs, *hidden, n_actions)
+    shapes += [((fan_out, fan_in), (fan_out,)) for fan_in, fan_out in zip(widths[:-1], widths[1:])]
+    convolutions = f", conv {list(conv)} on {frame[0]} x {frame[1]} x {frame[2]} frames" if conv else ""
+    network = (f"a {'-'.join(map(str, (obs_dim, *conv, *hidden, n_actions)))} Q-network ({obs_dim} observations"
+               f"{convolutions}, hidden {list(hidden)}, {n_actions} actions)")  # fmt: skip
+    return shapes, network
