@@ -99,7 +99,9 @@ def test_the_tutorial_100_study_is_the_tutorial_preset_over_100_paired_seeds(tmp
 
 def test_the_deploy_study_times_both_agents_and_the_handset_after_training(tmp_path, monkeypatch):
     monkeypatch.chdir(STUDIES.parent)  # `dqnlab study NAME` reads studies/NAME.toml from here
-    experiment, play = study_from(find_study("deploy"))
+    study = study_from(find_study("deploy"))
+    ((folder, experiment),), play = study.parts, study.play
+    assert folder == ""
     assert experiment.preset == "tutorial" and [v.agent for v in experiment.variants] == ["naive", "replay"]
     assert (play.episodes, play.max_steps, play.handset) == (10, 1000, True)
     tiny = dataclasses.replace(experiment, samples=200, seeds=(0, 1))

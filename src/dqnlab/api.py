@@ -10,6 +10,7 @@ lines, progress bars and exit codes.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -23,7 +24,7 @@ from dqnlab.experiments.backends import make_backend
 from dqnlab.experiments.events import OnEvent
 from dqnlab.experiments.limits import check_cost, check_experiment_cost
 from dqnlab.experiments.runner import TimeLimit
-from dqnlab.experiments.assemble import study_from
+from dqnlab.experiments.assemble import Study, study_from
 from dqnlab.experiments.spec import STUDIES, Experiment, PlaySettings, find_study, study_files, study_question
 from dqnlab.experiments.sweep import Remaining, sweep
 from dqnlab.experiments.trainrun import behaviour_network, train_into
@@ -160,12 +161,29 @@ def _deploy(experiment: Experiment, out: Path, play: PlaySettings) -> dict[str, 
 
 def study(name: str | Path, out: str | Path, workers: int, backend: str = "local", population_size: int | None = None,
           address: str | None = None, overwrite: bool = False, on_event: OnEvent | None = None,
-          time_limit_seconds: float | None = None) -> Compared:  # fmt: skip
+          time_limit_seconds: float | None = None) -> dict[str, Compared | None]:  # fmt: skip
     """Run a study file (studies/NAME.toml from the current directory, or a path to one) as
-    `compare --experiment` runs it, then its [play] table if it has one (see `compare_sweep`)."""
-    experiment, play = study_from(find_study(str(name)))
-    return compare_sweep(experiment, out, workers, backend, population_size, address, overwrite, on_event,
-                         time_limit_seconds, play)  # fmt: skip
+    `compare --experiment` runs it, then its [play] table if it has one (see `compare_sweep`).
+
+    Returns what each of its experiments made, by results folder: "" (`out` itself) for a study of one
+    environment, else one folder under `out` per environment of its `envs`, run one after another;
+    the time limit counts from the start of the first, and an experiment it leaves no time for is None.
+    """
+    parts = study_from(find_study(str(name)))
+    made: dict[str, Compared | None] = {}
+    for folder, experiment, seconds in study_schedule(parts, time_limit_seconds):
+        made[folder] = None if seconds is not None and seconds <= 0 else compare_sweep(
+            experiment, Path(out) / folder, workers, backend, population_size, address, overwrite, on_event, seconds,
+            parts.play)  # fmt: skip
+    return made
+
+
+def study_schedule(parts: Study, time_limit_seconds: float | None):
+    """(folder, experiment, seconds left of the time limit when it starts) for each experiment of a study, lazily:
+    the seconds are read as each one is about to start (None without a limit)."""
+    began = time.monotonic()
+    for folder, experiment in parts.parts:
+        yield folder, experiment, None if time_limit_seconds is None else time_limit_seconds - (time.monotonic() - began)
 
 
 def studies(folder: str | Path = STUDIES) -> dict[str, str]:

@@ -25,26 +25,37 @@ def study_command(name, out, backend, address, population_size, workers, time_li
     """Run the study file studies/NAME.toml (or NAME, a path to a .toml file); without NAME, list ./studies.
 
     Exactly `dqnlab compare --experiment studies/NAME.toml`; a study's [play] table (episodes, max_steps,
-    handset) then plays every complete run greedily and writes the decision times to OUT/deploy.json.
+    handset) then plays every complete run greedily and writes the decision times to OUT/deploy.json. A
+    study with `envs` runs its experiment once per environment, one after another, into OUT/ENV.
     """
     if name is None:
         _list_studies()
         return
     path = find_study(name)
-    experiment, play = study_from(path)
+    parts = study_from(path)
     out = Path(out or Path("results") / path.stem)
+    codes = []
+    for folder, experiment, seconds in api.study_schedule(parts, time_limit_seconds):  # as api.study, the file read once
+        where = out / folder
+        if seconds is not None and seconds <= 0:
+            click.echo(f"time limit reached: {experiment.env().id} not started; rerun the same command to resume into {where}")
+            codes.append(0)
+            continue
+        if folder and not quiet:
+            click.echo(f"{experiment.env().id}: {where}")
 
-    def start(on_event: OnEvent) -> api.Compared:  # as api.study(path, ...), the study read once
-        return api.compare_sweep(experiment, out, workers or os.cpu_count() or 1, backend, population_size, address,
-                                 overwrite, on_event, time_limit_seconds, play)  # fmt: skip
+        def start(on_event: OnEvent, experiment=experiment, where=where, seconds=seconds) -> api.Compared:
+            return api.compare_sweep(experiment, where, workers or os.cpu_count() or 1, backend, population_size, address,
+                                     overwrite, on_event, seconds, parts.play)  # fmt: skip
 
-    compared = run_sweep(start, experiment.samples, out, quiet)
-    if compared.deploy is not None:
-        from dqnlab.deploy import deploy_text
+        compared = run_sweep(start, experiment.samples, where, quiet)
+        if compared.deploy is not None:
+            from dqnlab.deploy import deploy_text
 
-        click.echo(deploy_text(compared.deploy), nl=False)
-        click.echo(f"deploy: {out / api.DEPLOY}")
-    sys.exit(print_conclusion(compared.summary, out, compared.remaining.deferred if compared.remaining else 0))
+            click.echo(deploy_text(compared.deploy), nl=False)
+            click.echo(f"deploy: {where / api.DEPLOY}")
+        codes.append(print_conclusion(compared.summary, where, compared.remaining.deferred if compared.remaining else 0))
+    sys.exit(max(codes, default=0))
 
 
 def _list_studies() -> None:

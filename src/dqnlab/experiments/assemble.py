@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -9,10 +10,13 @@ from dqnlab.config import check_given_once
 from dqnlab.errors import DqnlabError
 from dqnlab.experiments.spec import (
     EXPERIMENT_KEYS,
+    STUDY_KEYS,
     Experiment,
     PlaySettings,
     build_experiment,
+    env_name,
     play_settings,
+    study_envs,
     parse_variant_option,
     read_experiment_file,
 )
@@ -32,12 +36,32 @@ def experiment_from(experiment_file: str | Path | None = None, preset: str | Non
     return _from_data(data, experiment_file, preset, samples, seeds, variants, overrides, eval_every, device)
 
 
-def study_from(path: str | Path) -> tuple[Experiment, PlaySettings | None]:
-    """A study file's experiment, exactly as `compare --experiment` builds it, and its [play] table if it has one."""
-    data = read_experiment_file(path, extra=("play",))
-    play = data.pop("play", None)
-    experiment = _from_data(data, path)
-    return experiment, None if play is None else play_settings(play, f"experiment file {path}")
+@dataclass(frozen=True)
+class Study:
+    """A study file: its experiment, once per environment where it lists `envs`, and its [play] table."""
+
+    parts: tuple[tuple[str, Experiment], ...]  # (results folder under the study's, experiment); ("", ...) for one environment
+    play: PlaySettings | None = None
+
+
+def study_from(path: str | Path) -> Study:
+    """A study file's experiment, exactly as `compare --experiment` builds it (once per environment of its `envs`,
+    each with env.id set in its common settings), and its [play] table if it has one."""
+    data = read_experiment_file(path, extra=STUDY_KEYS)
+    play, envs, where = data.pop("play", None), data.pop("envs", None), f"experiment file {path}"
+    play = None if play is None else play_settings(play, where)
+    if envs is None:
+        return Study((("", _from_data(data, path)),), play)
+    parts = []
+    for env_id in study_envs(envs, where):
+        common = data.get("common", {})
+        tables = [common.get("env", {}) if isinstance(common, dict) else {}]
+        tables += [table.get("env", {}) for table in (data.get("variants") or {}).values() if isinstance(table, dict)]
+        if any(isinstance(table, dict) and "id" in table for table in tables):
+            raise DqnlabError(f"{where}: envs sets env.id for each of its experiments; leave env.id out of [common] and the variants")
+        with_env = {**data, "common": {**common, "env": {**common.get("env", {}), "id": env_id}}}
+        parts.append((env_name(env_id), _from_data(with_env, path)))
+    return Study(tuple(parts), play)
 
 
 def _from_data(data: dict, experiment_file: str | Path | None, preset: str | None = None, samples: int | None = None,

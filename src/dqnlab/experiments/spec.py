@@ -25,7 +25,10 @@ TOML experiment file:
 A study file (`studies/NAME.toml`, run by `dqnlab study NAME`) is an
 experiment file that opens with `# question` comment lines and may add a
 `[play]` table: after the sweep, the runs' final networks play greedily
-(`dqnlab.deploy`). Plain experiment files refuse `[play]`.
+(`dqnlab.deploy`); and `envs = [...]`: the experiment runs once per
+environment (each its own results directory, its measures following that
+environment's profile: an experiment has one environment). Plain
+experiment files refuse both.
 """
 
 from __future__ import annotations
@@ -258,14 +261,35 @@ def _split_items(text: str) -> list[str]:
     return [item for item in items if item]
 
 
+STUDY_KEYS = ("play", "envs")  # what a study file may hold beyond an experiment file's keys
+
+
 def read_experiment_file(path: str | Path, extra: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The file's tables, top-level keys checked; `extra`: keys allowed beyond an experiment's (a study's "play")."""
+    """The file's tables, top-level keys checked; `extra`: keys allowed beyond an experiment's (a study's STUDY_KEYS)."""
     data = read_toml(path, "experiment file")
     allowed = {"preset", "samples", "seeds", "common", "variants", *extra}
     unknown = sorted(set(data) - allowed)
     if unknown:
+        if unknown[0] in STUDY_KEYS:
+            raise DqnlabError(f"experiment file {path}: {unknown[0]} belongs to study files; run it with dqnlab study {path}")
         raise DqnlabError(f"experiment file {path}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
     return data
+
+
+def study_envs(value: Any, source: str) -> tuple[str, ...]:
+    """A study's `envs`: a non-empty list of distinct Gymnasium ids."""
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value) or len(set(value)) != len(value):
+        raise DqnlabError(f"{source}: envs must be a list of distinct environment ids, e.g. "
+                          f"[\"MinAtar/Breakout-v0\", \"MinAtar/SpaceInvaders-v0\"]; got {value!r}")  # fmt: skip
+    names = [env_name(v) for v in value]
+    if len(set(names)) != len(names):
+        raise DqnlabError(f"{source}: envs {value!r} would share a results folder ({', '.join(names)}); give ids whose last parts differ")
+    return tuple(value)
+
+
+def env_name(env_id: str) -> str:
+    """The results folder of one environment of a study: its id's last part ('MinAtar/Breakout-v0' -> 'Breakout-v0')."""
+    return env_id.rsplit("/", 1)[-1]
 
 
 def experiment_json(experiment: Experiment) -> str:
