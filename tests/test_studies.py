@@ -110,3 +110,57 @@ def test_the_deploy_study_times_both_agents_and_the_handset_after_training(tmp_p
     assert set(rows) == {"naive", "replay", "handset"} and rows["naive"]["runs"] == rows["replay"]["runs"] == 2
     assert json.loads((tmp_path / "deploy" / "deploy.json").read_text()) == compared.deploy
     assert all(row["median_us"] > 0 for row in rows.values())
+
+
+# ---------------------------------------------------------------- a published result reproduced (MinAtar)
+
+
+def test_the_minatar_study_is_the_papers_dqn_with_and_without_replay_on_two_games():
+    study = study_from(STUDIES / "minatar-replay.toml")
+    assert [folder for folder, _ in study.parts] == ["Breakout-v0", "SpaceInvaders-v0"]
+    for folder, experiment in study.parts:
+        assert experiment.env().id == f"MinAtar/{folder}" and experiment.samples == 300_000
+        assert experiment.seeds == tuple(range(8000, 8008)) and [v.name for v in experiment.variants] == ["noreplay", "replay"]
+        noreplay, replay = (experiment.config(v, 8000) for v in experiment.variants)
+        expected = resolve("minatar", "replay", overrides=[f'env.id="MinAtar/{folder}"', "run.samples=300000", "run.seed=8000"])
+        assert replay == expected  # the preset exactly
+        assert (noreplay.replay.capacity, noreplay.replay.batch_size) == (1, 1) and noreplay.learner == replay.learner
+
+
+def tiny_study(folder: Path, samples: int = 300) -> None:
+    """studies/minatar-replay.toml at a tiny budget, in `folder`/studies/, as a user would edit a copy."""
+    (folder / "studies").mkdir()
+    text = (STUDIES / "minatar-replay.toml").read_text()
+    text = text.replace("samples = 300000", f"samples = {samples}").replace("8002, 8003, 8004, 8005, 8006, 8007", "")
+    text += "\n[common.replay]\nwarmup = 100\ncapacity = 300\n"
+    (folder / "studies" / "minatar-replay.toml").write_text(text)
+
+
+def test_the_minatar_study_runs_from_its_file_once_per_game_and_resumes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    tiny_study(tmp_path)
+    first = CliRunner().invoke(cli, ["study", "minatar-replay", "--backend", "population", "--workers", "1", "-q"])
+    assert first.exit_code == 0, first.output
+    for game in ("Breakout-v0", "SpaceInvaders-v0"):
+        summary = json.loads((tmp_path / "results" / "minatar-replay" / game / "summary.json").read_text())
+        assert summary["runs"]["used"] == 4 and summary["experiment"]["seeds"] == [8000, 8001]
+        assert not any("failure" in line for line in summary["conclusion"])  # MinAtar is measured by returns
+    again = CliRunner().invoke(cli, ["study", "minatar-replay", "--backend", "population", "--workers", "1"])
+    assert again.exit_code == 0 and again.output.count("4 already done, 0 to run") == 2, again.output
+
+
+def test_a_time_limit_spent_on_the_first_game_leaves_the_second_for_the_rerun(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    tiny_study(tmp_path, samples=200)
+    times = iter(range(0, 10_000, 100))  # every clock read 100 s later: the limit passes during the first game
+    monkeypatch.setattr(api.time, "monotonic", lambda: float(next(times)))
+    result = CliRunner().invoke(cli, ["study", "minatar-replay", "--workers", "1", "--time-limit", "1", "-q"])
+    assert result.exit_code == 0, result.output
+    assert "time limit reached: MinAtar/SpaceInvaders-v0 not started" in result.output
+    assert not (tmp_path / "results" / "minatar-replay" / "SpaceInvaders-v0").exists()
+
+
+def test_compare_refuses_a_study_files_envs_in_one_line(tmp_path):
+    result = CliRunner().invoke(cli, ["compare", "--experiment", str(STUDIES / "minatar-replay.toml"), "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "envs belongs to study files; run it with dqnlab study" in result.stderr
+    assert not (tmp_path / "x").exists()
