@@ -4,7 +4,7 @@
 
 Every figure comes from what `dqnlab compare` (or `dqnlab study`) wrote:
 summary.json's per-variant measures and paired comparisons, and for
-`long-naive` each run's evaluations.csv. IQMs carry their 95% bootstrap CIs
+`long-naive` and `minatar-replay` each run's evaluations.csv or episodes.csv. IQMs carry their 95% bootstrap CIs
 (`dqnlab.analysis.stats.aggregate`); verdicts are the paired sign tests
 summary.json holds (Holm-adjusted within each pair's measures), or for
 `long-naive` an exact sign test per row.
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=None, help="the results directory [default: results/STUDY]")
     args = parser.parse_args(argv)
     out = args.results or Path("results") / args.study
-    if not (out / "summary.json").is_file():
+    if args.study not in STUDIES_OF_GAMES and not (out / "summary.json").is_file():
         print(f"error: {out} holds no summary.json; run the study first", file=sys.stderr)
         return 2
     print(READOUTS[args.study](out))
@@ -181,8 +181,54 @@ def conclusion(out: Path) -> str:
     return "\n".join([f"{runs['used']} of {runs['total']} runs used.", *summary["conclusion"]])
 
 
+# Young & Tian (2019), MinAtar's img/learning_curves.gif (repository commit 4241f24): the "moving average of
+# returns over 100 episodes", mean of 30 runs, of DQN and of DQN without replay, read off the curves by pixel
+# (in each column of the panel, the median row of the curve's colour, mapped through the axis ticks; averaged
+# over columns within 0.02 million frames of the point). Their readings are good to about 0.1 of a tick step.
+PAPER = {
+    "Breakout-v0": {"replay": (4.46, 6.11, 7.22), "noreplay": (2.64, 3.53, 3.87)},
+    "SpaceInvaders-v0": {"replay": (16.9, 21.0, 22.6), "noreplay": (3.02, 6.05, 7.77)},
+}
+PAPER_FRAMES = (100_000, 200_000, 300_000)
+LAST_EPISODES = 100  # the paper's moving average
+
+
+def minatar_replay(out: Path) -> str:
+    """Per game, the paper's statistic beside ours at 100,000, 200,000 and 300,000 frames: the mean return of the
+    last 100 episodes finished by then, averaged over seeds (the paper: over 30 runs); then our paired verdicts."""
+    parts = []
+    for game in sorted(path.name for path in out.iterdir() if (path / "summary.json").is_file()):
+        experiment, runs = load_experiment(out / game)
+        rows = []
+        for variant in ("noreplay", "replay"):
+            usable = [run for run in runs if run.variant == variant and run.usable]
+            for i, frames in enumerate(PAPER_FRAMES):
+                if frames > experiment.samples or not usable:
+                    continue
+                ours = np.array([_last_mean(run, frames) for run in usable])  # (n,)
+                block = stats.aggregate(ours)
+                paper = PAPER.get(game, {}).get(variant)
+                rows.append((game, variant, fmt(frames), fmt(paper[i]) if paper else "—",
+                             f"{interval(block['mean'], block['mean_low'], block['mean_high'])} ({len(usable)} seeds)"))  # fmt: skip
+        summary = _summary(out / game)
+        verdicts = [(key, *_verdict(summary, "noreplay", "replay", key), _iqm(summary, "noreplay", key), _iqm(summary, "replay", key))
+                    for key in ("final_return", "return_auc", "time_return_auc", "return_drawdown", "episode_score")]  # fmt: skip
+        parts.append(_table(("game", "variant", "frames", "paper (mean of 30 runs)", "dqnlab: mean [95% CI]"), rows))
+        parts.append(_table(("measure", "replay better on", "Holm p, verdict", "noreplay IQM [CI]", "replay IQM [CI]"),
+                            [(key, wins, verdict, a, b) for key, wins, verdict, a, b in verdicts]))  # fmt: skip
+    return "\n\n".join(parts) or f"no game of {out} has a summary.json yet"
+
+
+def _last_mean(run, frames: int) -> float:
+    """The mean return of the last LAST_EPISODES episodes that ended by `frames` (fewer if fewer had)."""
+    ends, returns = run.episodes["samples"], run.episodes["score"]  # (E,) each
+    done = returns[ends <= frames]  # (E',)
+    return float(done[-LAST_EPISODES:].mean()) if len(done) else float("nan")
+
+
 READOUTS = {"same-stream": same_stream, "width": width, "long-naive": long_naive, "deploy": deploy,
-            "tutorial-100": conclusion, "replay-designs": conclusion}  # fmt: skip
+            "tutorial-100": conclusion, "replay-designs": conclusion, "minatar-replay": minatar_replay}  # fmt: skip
+STUDIES_OF_GAMES = ("minatar-replay",)  # their results directory holds one results directory per game
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -147,6 +147,9 @@ def test_the_minatar_study_runs_from_its_file_once_per_game_and_resumes(tmp_path
         assert not any("failure" in line for line in summary["conclusion"])  # MinAtar is measured by returns
     again = CliRunner().invoke(cli, ["study", "minatar-replay", "--backend", "population", "--workers", "1"])
     assert again.exit_code == 0 and again.output.count("4 already done, 0 to run") == 2, again.output
+    readout = subprocess.run([sys.executable, str(STUDIES / "readout.py"), "minatar-replay"], capture_output=True, text=True,
+                             check=True).stdout  # fmt: skip
+    assert readout.count("| final_return | ") == 2 and "paper (mean of 30 runs)" in readout
 
 
 def test_a_time_limit_spent_on_the_first_game_leaves_the_second_for_the_rerun(tmp_path, monkeypatch):
