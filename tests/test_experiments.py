@@ -6,7 +6,6 @@ import csv
 import json
 import shutil
 
-import gymnasium
 import pytest
 import torch
 from click.testing import CliRunner
@@ -18,7 +17,7 @@ from dqnlab.engine.envs import make_env
 from dqnlab.errors import DqnlabError
 from dqnlab.api import compare
 from dqnlab.experiments.backends.local import FAULT_VARIABLE
-from dqnlab.experiments.runner import check_experiment, plan
+from dqnlab.experiments.runner import FAIL_VARIABLE, check_experiment, plan
 from dqnlab.rundir.layout import run_dir_for
 from dqnlab.rundir.ownership import output_dir
 from dqnlab.experiments.spec import build_experiment, parse_variant_option
@@ -199,17 +198,15 @@ def test_a_different_experiment_is_refused_unless_overwrite(finished, tmp_path):
 
 def test_failures_do_not_stop_the_sweep(tmp_path, monkeypatch):
     monkeypatch.setenv(FAULT_VARIABLE, "replay/seed-000")  # that run's worker process dies abruptly
-    # Registered in this process only: the checks before the sweep pass, and each worker process, which does not
-    # know the id, raises in its runs.
-    gymnasium.register(id="ParentOnly-v0", entry_point="gymnasium.envs.classic_control.cartpole:CartPoleEnv")
-    variants = {"naive": {"agent": "naive"}, "replay": {}, "broken": {"env": {"id": "ParentOnly-v0"}}}
+    monkeypatch.setenv(FAIL_VARIABLE, "broken")  # each of that variant's runs raises in its worker process
+    variants = {"naive": {"agent": "naive"}, "replay": {}, "broken": {"replay": {"batch_size": 8}}}
     summary = compare(tiny_experiment(seeds=2, variants=variants), tmp_path, workers=2)
     runs = summary["runs"]
     assert (runs["complete"], runs["failed"]) == (3, 3)
     failure = json.loads((run_dir_for(tmp_path, "replay", 0) / "result.json").read_text())
     assert failure["status"] == "failed" and "worker process died" in failure["error"]
     broken = json.loads((run_dir_for(tmp_path, "broken", 1) / "result.json").read_text())
-    assert "unknown environment 'ParentOnly-v0'" in broken["error"]
+    assert broken["error"] == "RuntimeError: a run made to fail (fault injection)"
     assert "replay/seed-000: failed" in runs["excluded"]
     assert any(line.startswith("3 of 6 runs are left out of the per-variant figures") for line in summary["conclusion"])
 

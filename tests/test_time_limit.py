@@ -199,7 +199,7 @@ def test_study_runs_the_file_as_compare_does(studies):
 
 def test_a_studys_play_table_measures_decisions_into_deploy_json(studies):
     (studies / "studies" / "played.toml").write_text(STUDY + "[play]\nepisodes = 1\nmax_steps = 20\n")
-    refused(invoke("compare", "--experiment", "studies/played.toml", "--out", "never"), "unknown key 'play'")
+    refused(invoke("compare", "--experiment", "studies/played.toml", "--out", "never"), "play belongs to study files", "dqnlab study")
     result = invoke("study", "played", "--workers", "1", "-q")
     assert result.exit_code == 0, result.output
     table = json.loads((studies / "results/played/deploy.json").read_text())

@@ -16,6 +16,7 @@ held by `ownership.output_dir` (marker and lock) for the whole command.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from dqnlab.rundir.layout import CONFIG, EPISODES, EXPERIMENT, RESULT, run_dir_f
 from dqnlab.rundir.ownership import check_owned, claim, refuse_link, remove_owned
 from dqnlab.rundir.reading import RunFileError, check_run, read_run_json
 
+FAIL_VARIABLE = "DQNLAB_FAIL_RUN_AT"  # a variant name; each of its runs raises as it starts (fault injection)
 KEPT_STATUSES = ("complete", "diverged")  # outcomes of the algorithm, not of the machine
 
 
@@ -209,6 +211,8 @@ def run_task(task: RunTask, on_progress: Callable[[int], None] | None = None) ->
     """Execute one run into its directory; never raises for the run's own failures (it returns them as an outcome)."""
     try:
         fresh_run_dir(task)
+        if os.environ.get(FAIL_VARIABLE) == task.key.split("/")[0]:  # tests make a run fail for its own reasons this way
+            raise RuntimeError("a run made to fail (fault injection)")
         _, summary = train_into(task.run_dir, task.config, on_progress=on_progress, clock=task.clock)
     except DiskError as error:  # the disk, not the run, failed: the sweep stops (see `raise_disk_error`)
         return {"status": "failed", "error": str(error), "disk": True}
