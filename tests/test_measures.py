@@ -146,9 +146,10 @@ def test_collapses_per_1000_samples_after_first_reaching_200():
     ends = np.array([500.0, 1000.0, 1009.0, 1300.0, 1310.0, 1321.0, 3000.0])
     scores = np.array([500.0, 500.0, 9.0, 291.0, 10.0, 11.0, 1679.0])
     # reached 200 at sample 200; after it, 3 collapses (<= 12) in 2,800 samples
-    assert metrics.collapse_rate(ends, scores, 200.0, 3000) == pytest.approx(3 * 1000 / 2800)
-    assert math.isnan(metrics.collapse_rate(ends, scores, math.inf, 3000))
-    assert math.isnan(metrics.collapse_rate(ends, scores, 3000.0, 3000))
+    assert metrics.collapse_rate(ends, scores, 200.0, 3000, low=12) == pytest.approx(3 * 1000 / 2800)
+    assert metrics.collapse_rate(ends, scores, 200.0, 3000, low=9) == pytest.approx(1 * 1000 / 2800)  # only the 9
+    assert math.isnan(metrics.collapse_rate(ends, scores, math.inf, 3000, low=12))
+    assert math.isnan(metrics.collapse_rate(ends, scores, 3000.0, 3000, low=12))
 
 
 def test_relative_drawdown_over_windows_of_equal_samples():

@@ -22,16 +22,18 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from dqnlab.analysis.plots import _strip, plot_curves, plot_measures, plot_strips, write_plots
+from dqnlab.analysis.plots import plot_curves, plot_measures, write_plots
+from dqnlab.analysis.strips import _strip, plot_strips
 from dqnlab.reporting.formatting import fmt, interval
 from dqnlab.analysis.render import render_html, render_markdown
 from dqnlab.analysis.report import build_report
 from dqnlab.analysis.runs import Run, load_experiment
-from dqnlab.analysis.measures import COMPARED, HEADLINE, MEASURES
+from dqnlab.analysis.measures import CARTPOLE_MEASURES
 from dqnlab.cli import cli
 from dqnlab.api import compare
 from dqnlab.experiments.spec import build_experiment
 
+MEASURES, HEADLINE, COMPARED = CARTPOLE_MEASURES.measures, CARTPOLE_MEASURES.headline, CARTPOLE_MEASURES.compared  # the tutorial: CartPole
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PLOT_NAMES = {"curves.png", "strips.png", "measures.png"}
 VARIANTS = {"naive": {"agent": "naive"}, "replay": {"agent": "replay", "replay": {"batch_size": 8, "warmup": 8}}}

@@ -9,8 +9,10 @@ variant that won more seeds.
 
 A run that diverged stands in every comparison as the worst outcome (it
 loses to any finished run and ties another diverged one); a pair where a
-measure is undefined for either run (for forgetting, a run that never
-reached 200) is left out of that measure, and the rows count both.
+measure is undefined for either run (for CartPole's collapses, a run that
+never reached 200) is left out of that measure, and the rows count both.
+The compared measures, and which way each is better, are the profile's
+(`analysis.measures.measures_for`; CartPole's when none is given).
 """
 
 from __future__ import annotations
@@ -21,29 +23,31 @@ from typing import Any
 import numpy as np
 
 from dqnlab.analysis import stats
-from dqnlab.analysis.measures import COMPARED, MEASURES
+from dqnlab.analysis.measures import CARTPOLE_MEASURES, MeasureSet
 
 SIGNIFICANCE = 0.05  # the Holm-adjusted sign test's level for a verdict
 
 Values = dict[tuple[str, int], dict[str, float]]  # (variant, seed) -> measure -> value
 
 
-def comparisons(names: list[str], per_run: Values, diverged: set[tuple[str, int]]) -> list[dict[str, Any]]:
+def comparisons(names: list[str], per_run: Values, diverged: set[tuple[str, int]],
+                measured: MeasureSet = CARTPOLE_MEASURES) -> list[dict[str, Any]]:  # fmt: skip
     """Rows for every pair (a, b) of variants, a before b in `names`, and every compared measure."""
     rows = []
     for i, first in enumerate(names):
         for second in names[i + 1 :]:
-            rows += _pair(first, second, per_run, diverged)
+            rows += _pair(first, second, per_run, diverged, measured)
     return rows
 
 
-def _pair(a: str, b: str, per_run: Values, diverged: set[tuple[str, int]]) -> list[dict[str, Any]]:
+def _pair(a: str, b: str, per_run: Values, diverged: set[tuple[str, int]], measured: MeasureSet) -> list[dict[str, Any]]:
     ran = {key for key in per_run} | diverged
     seeds = sorted({s for v, s in ran if v == a} & {s for v, s in ran if v == b})
     rows = []
-    for key in COMPARED:
-        x = np.array([_better_is_higher(per_run, diverged, (b, s), key) for s in seeds])  # (n,)
-        y = np.array([_better_is_higher(per_run, diverged, (a, s), key) for s in seeds])  # (n,)
+    for key in measured.compared:
+        higher = bool(measured.measures[key][2])
+        x = np.array([_better_is_higher(per_run, diverged, (b, s), key, higher) for s in seeds])  # (n,)
+        y = np.array([_better_is_higher(per_run, diverged, (a, s), key, higher) for s in seeds])  # (n,)
         keep = ~(np.isnan(x) | np.isnan(y))  # (n,) a diverged run is -inf here, not NaN
         if not keep.any() or not any(math.isfinite(per_run.get((v, s), {}).get(key, math.nan)) for v in (a, b) for s in seeds):
             continue  # nothing to compare, or nobody measured it (e.g. no checkpoints for repurposing)
@@ -67,12 +71,13 @@ def _pair(a: str, b: str, per_run: Values, diverged: set[tuple[str, int]]) -> li
     return rows
 
 
-def _better_is_higher(per_run: Values, diverged: set[tuple[str, int]], key: tuple[str, int], measure: str) -> float:
-    """The run's value, negated where lower is better; -inf for a diverged run (the worst), NaN where undefined."""
+def _better_is_higher(per_run: Values, diverged: set[tuple[str, int]], key: tuple[str, int], measure: str,
+                      higher: bool) -> float:  # fmt: skip
+    """The run's value, negated unless `higher` is better; -inf for a diverged run (the worst), NaN where undefined."""
     if key in diverged:
         return -math.inf
     value = per_run.get(key, {}).get(measure, math.nan)
-    return value if MEASURES[measure][2] else -value
+    return value if higher else -value
 
 
 def _finite_ranks(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

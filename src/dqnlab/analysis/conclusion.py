@@ -1,7 +1,9 @@
 """The report's opening in words: who wins on which axis, by how much, or that it is unclear.
 
 Every sentence is built from summary.json's numbers; verdicts are the paired
-comparisons' (Holm-adjusted sign tests, `analysis.comparisons`).
+comparisons' (Holm-adjusted sign tests, `analysis.comparisons`). Which
+measures speak for which axis is the profile's measure set
+(`analysis.measures`): failure rates on CartPole, returns elsewhere.
 """
 
 from __future__ import annotations
@@ -9,21 +11,32 @@ from __future__ import annotations
 from typing import Any
 
 from dqnlab.analysis.comparisons import find
-from dqnlab.analysis.measures import COMPARED, RATES, describe_rate
+from dqnlab.analysis.measures import MeasureSet, describe_rate, measures_of
 from dqnlab.reporting.formatting import fmt, interval
 
-AXES = {"per episode": ("episode_score",), "per sample": ("final_failure_rate", "failure_rate"),
-        "per agent-second": ("time_failure_rate",), "in forgetting": ("collapse_rate", "relative_drawdown"),
-        "in greedy evaluation": ("greedy_final", "greedy_mean")}  # fmt: skip
+# a measure's axis -> the headline's words for it, in the headline's order
+AXES = {"episode": "per episode", "samples": "per sample", "seconds": "per agent-second", "forgetting": "in forgetting",
+        "greedy": "in greedy evaluation"}  # fmt: skip
 AXIS_WORDS = {"episode_score": "Per episode", "final_failure_rate": "Per sample (final failure rate)",
               "failure_rate": "Per sample (sample efficiency)", "time_failure_rate": "Per agent-second",
               "collapse_rate": "Forgetting (collapses)", "relative_drawdown": "Forgetting (drawdown)",
-              "excess_repurposed_share": "Detector stability (controlled)",
+              "final_return": "Per sample (final return)", "return_auc": "Per sample (area under the return curve)",
+              "time_return_auc": "Per agent-second", "return_drawdown": "Forgetting (largest fall)",
+              "return_shortfall": "Forgetting (mean fall)", "excess_repurposed_share": "Detector stability (controlled)",
               "greedy_final": "Greedy evaluation (last)", "greedy_mean": "Greedy evaluation (mean over evaluations)"}  # fmt: skip
 
 
-def conclusion(summary: dict[str, Any]) -> list[str]:
-    """Lines: what was left out, then per pair a headline, a sentence per measure, the clocks and the cost."""
+def axis_measures(measured: MeasureSet) -> dict[str, tuple[str, ...]]:
+    """The headline's axes in words and the compared measures that speak for each: {"per sample": (...), ...}."""
+    return {words: measured.keys(axis) for axis, words in AXES.items()}
+
+
+def conclusion(summary: dict[str, Any], measured: MeasureSet | None = None) -> list[str]:
+    """Lines: what was left out, then per pair a headline, a sentence per measure, the clocks and the cost.
+
+    `measured` is the summary's measure set (read from its "profile" when omitted).
+    """
+    measured = measured or measures_of(summary)
     names = list(summary["variants"])
     lines = []
     runs = summary["runs"]
@@ -40,8 +53,9 @@ def conclusion(summary: dict[str, Any]) -> list[str]:
         return lines + ["Only one variant: nothing to compare."]
     baseline = names[0]
     for other in names[1:]:
-        lines.append(_headline(summary, baseline, other))
-        lines += [_sentence(summary, row) for key in COMPARED if (row := find(summary["comparisons"], baseline, other, key))]
+        lines.append(_headline(summary, baseline, other, measured))
+        lines += [_sentence(summary, row, measured) for key in measured.compared
+                  if (row := find(summary["comparisons"], baseline, other, key))]  # fmt: skip
         lines += _clock_lines(summary, (baseline, other))
         cost_a = summary["variants"][baseline]["measures"].get("transitions_processed", {})
         cost_b = summary["variants"][other]["measures"].get("transitions_processed", {})
@@ -53,11 +67,11 @@ def conclusion(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _headline(summary: dict[str, Any], a: str, b: str) -> str:
+def _headline(summary: dict[str, Any], a: str, b: str, measured: MeasureSet | None = None) -> str:
     """One sentence: who wins on which of the axes."""
     verdicts = {}
     shadows = any(summary.get("variants", {}).get(name, {}).get("shadow_runs") for name in (a, b))  # a shadow has no episode measures
-    for axis, keys in AXES.items():
+    for axis, keys in axis_measures(measured or measures_of(summary)).items():
         found = {row["verdict"] for key in keys if (row := find(summary["comparisons"], a, b, key)) is not None}
         winners = found - {"inconclusive"}
         if len(found) == 1:
@@ -83,11 +97,11 @@ def _headline(summary: dict[str, Any], a: str, b: str) -> str:
             + ("; ".join(parts) or "nothing could be compared") + ".")  # fmt: skip
 
 
-def _sentence(summary: dict[str, Any], row: dict[str, Any]) -> str:
+def _sentence(summary: dict[str, Any], row: dict[str, Any], measured: MeasureSet) -> str:
     a, b, key = row["a"], row["b"], row["measure"]
     ma, mb = summary["variants"][a]["measures"][key], summary["variants"][b]["measures"][key]
     label = summary["measures"][key]["label"]
-    numbers = f"IQM {_iqm(mb, key)} for {b} vs {_iqm(ma, key)} for {a}"
+    numbers = f"IQM {_iqm(mb, key, measured)} for {b} vs {_iqm(ma, key, measured)} for {a}"
     better = ">" if summary["measures"][key]["higher_is_better"] else "<"
     odds = (
         f"{b} better on {row['b_wins']} of {row['n_pairs']} paired seeds ({row['ties']} ties), "
@@ -99,7 +113,8 @@ def _sentence(summary: dict[str, Any], row: dict[str, Any]) -> str:
     if row.get("diverged_pairs"):
         notes.append(f"{row['diverged_pairs']} pair(s) with a diverged run, counted as its worst outcome")
     if row.get("undefined_pairs"):
-        undefined = "a run never reached 200" if key == "collapse_rate" else "the measure is undefined for a run"
+        first = fmt(measured.targets[0]) if measured.targets else "a target"
+        undefined = f"a run never reached {first}" if key == "collapse_rate" else "the measure is undefined for a run"
         notes.append(f"{row['undefined_pairs']} pair(s) left out where {undefined}")
     verdict = f"inconclusive: neither {a} nor {b} is reliably better" if row["verdict"] == "inconclusive" else (
         f"{row['verdict']} beats {a if row['verdict'] == b else b}")  # fmt: skip
@@ -107,9 +122,9 @@ def _sentence(summary: dict[str, Any], row: dict[str, Any]) -> str:
     return f"{AXIS_WORDS[key]}: {verdict} ({label}: {numbers}; {odds}{extra})."
 
 
-def _iqm(block: dict[str, Any], key: str) -> str:
+def _iqm(block: dict[str, Any], key: str, measured: MeasureSet) -> str:
     shown = interval(block.get("iqm"), block.get("iqm_low"), block.get("iqm_high"))
-    if key in RATES and (words := describe_rate(block)):
+    if key in measured.rates and (words := describe_rate(block)):
         shown += f" ({words})"
     return shown
 

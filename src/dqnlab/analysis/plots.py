@@ -1,13 +1,14 @@
 """The report's three figures, drawn from summary.json (and, for the strips, the runs' episodes).
 
 - `curves.png`: the tutorial's three views of learning side by side: the
-  score per episode, and failures per 1,000 samples over a trailing window
-  per sample and per agent-second (counting every sample, an unfinished
-  episode's included); IQM with its 95% CI band and the mean, per variant;
-  greedy evaluations (scores) as markers on a second axis of the samples panel.
-- `strips.png`: every episode of every seed, coloured by its score, so that a
-  collapse (a run of scores <= 12 after learning) is visible where an
-  average would smooth it away.
+  score per episode, and per sample and per agent-second, over a trailing
+  window: failures per 1,000 samples on a failures profile (CartPole;
+  counting every sample, an unfinished episode's included) or the mean return
+  of the episodes that ended in it on a returns profile; IQM with its 95% CI
+  band and the mean, per variant; greedy evaluations (scores) as markers on
+  a second axis of the samples panel.
+- `strips.png` (`analysis.strips`): every episode of every seed, coloured by
+  its score, so that a fall is visible where an average would smooth it away.
 - `measures.png`: IQM and mean with 95% CIs of the headline measures, one
   row per measure, in the manner of rliable's aggregate plots.
 
@@ -25,30 +26,35 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
-from matplotlib import colormaps
-from matplotlib.colors import ListedColormap, LogNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator, ScalarFormatter
 
-from dqnlab.analysis.measures import GREEDY, HEADLINE
-from dqnlab.analysis.metrics import CURVE_WINDOW, FORGETTING_LOW
+from dqnlab.analysis.measures import GREEDY, measures_of
+from dqnlab.analysis.metrics import CURVE_WINDOW
 from dqnlab.analysis.runs import Run
+from dqnlab.analysis.strips import plot_strips
 from dqnlab.reporting.figures import PALETTE, new_figure, save_figures
 from dqnlab.rundir.disk import make_dir
 
 PLOTS = "plots"
-# axis key in summary["curves"] -> (panel title, x label)
+# axis key in summary["curves"] -> (panel title, x label), per profile's measured_by
 AXES = {
-    "episode": ("Reward per episode", "episode"),
-    "samples": ("Failures", "environment samples"),
-    "seconds": ("Failures against time", "one agent's wall-clock seconds"),
+    "failures": {
+        "episode": ("Reward per episode", "episode"),
+        "samples": ("Failures", "environment samples"),
+        "seconds": ("Failures against time", "one agent's wall-clock seconds"),
+    },
+    "returns": {
+        "episode": ("Return per episode", "episode"),
+        "samples": ("Return", "environment samples"),
+        "seconds": ("Return against time", "one agent's wall-clock seconds"),
+    },
 }
-SCORE_LABEL = f"training score ({CURVE_WINDOW}-episode moving average)"
+EPISODE_LABELS = {"failures": f"training score ({CURVE_WINDOW}-episode moving average)",
+                  "returns": f"training return ({CURVE_WINDOW}-episode moving average)"}  # fmt: skip
 RATE_LABEL = "failures per 1,000 samples (lower is better)"
-SCORE_FLOOR = 8.0  # no CartPole episode scores less: the bottom of the strips' colour scale
-STRIP_BINS = 900  # columns per strip: about one per pixel of the panel
+TRAILING_RETURN_LABEL = "mean return over the trailing {window:,.0f} samples\n(higher is better)"  # two lines: it is long
 
 
 def write_plots(out: str | Path, summary: dict[str, Any], runs: Iterable[Run] = ()) -> list[Path]:
@@ -83,13 +89,15 @@ def _say_empty(ax, text: str) -> None:
 def plot_curves(summary: dict[str, Any]) -> Figure:
     """Three panels: IQM line with 95% CI band and dashed mean per variant, on each of the tutorial's axes."""
     colors = variant_colors(summary)
+    measured_by = measures_of(summary).profile.measured_by
     figure = new_figure(15, 5.2)
     axes = figure.subplots(1, 3)
     curved, evaluated = set(), set()
     window = summary["limits"].get("rate_window") or 0
+    trailing_label = RATE_LABEL if measured_by == "failures" else TRAILING_RETURN_LABEL.format(window=window)
     shadows = any(variant.get("shadow_runs") for variant in summary["variants"].values())  # learners that did not act
     empty = "no training curves of learners\nthat did not act" if shadows else "no usable runs"
-    for ax, (axis, (title, xlabel)) in zip(axes, AXES.items()):
+    for ax, (axis, (title, xlabel)) in zip(axes, AXES[measured_by].items()):
         for name, curve in summary["curves"].get(axis, {}).items():
             if _draw_curve(ax, curve, colors.get(name, "0.3")):
                 curved.add(name)
@@ -103,7 +111,7 @@ def plot_curves(summary: dict[str, Any]) -> Figure:
                 ax.set_xticks([])
         ax.set_title(title if axis == "episode" else f"{title}, over the trailing {window:,.0f} samples", fontsize=11)
         ax.set_xlabel(xlabel)
-        ax.set_ylabel(SCORE_LABEL if axis == "episode" else RATE_LABEL)
+        ax.set_ylabel(EPISODE_LABELS[measured_by] if axis == "episode" else trailing_label)
         ax.grid(alpha=0.3)
     entries = [_legend_entries(name, color, name in curved, name in evaluated) for name, color in colors.items()]
     entries = [row for row in entries if row]
@@ -176,82 +184,6 @@ def _seed_counts(summary: dict[str, Any]) -> str:
     return "; ".join(f"{name} n={block.get('n', 0)}" for name, block in summary["variants"].items())
 
 
-# ---------------------------------------------------------------- strips
-
-
-def plot_strips(summary: dict[str, Any], runs: list[Run]) -> Figure | None:
-    """One panel per variant, a row per seed: every episode's score over the samples it covered.
-
-    Each of `STRIP_BINS` columns shows the lowest score among the episodes it
-    covers, so a short collapse is never lost to the resolution of the image.
-    Scores <= 12 (a collapse; 9 is the floor) take the red end of the scale.
-    """
-    shown = [run for run in runs if len(run.episodes.get("score", ())) > 0]
-    names = [name for name in summary["variants"] if any(run.variant == name for run in shown)]
-    if not names:
-        return None
-    budget = float(max(summary["experiment"]["samples"], max(run.episodes["samples"][-1] for run in shown)))
-    top = max(float(np.nanmax(run.episodes["score"])) for run in shown)
-    norm = LogNorm(vmin=SCORE_FLOOR, vmax=max(top, 2 * FORGETTING_LOW))
-    cmap = _collapse_colormap(norm)
-    rows = {name: [run for run in shown if run.variant == name] for name in names}
-    heights = [max(len(group), 1) + 1.5 for group in rows.values()]
-    figure = new_figure(13, 1.4 + 0.28 * sum(heights))
-    axes = np.atleast_1d(figure.subplots(len(names), 1, sharex=True, gridspec_kw={"height_ratios": heights}))
-    edges = np.linspace(0.0, budget, STRIP_BINS + 1)  # (W + 1,)
-    for ax, (name, group) in zip(axes, rows.items()):
-        image = np.stack([_strip(run, edges) for run in group])  # (seeds, W)
-        picture = ax.imshow(np.ma.masked_invalid(image), aspect="auto", interpolation="nearest", cmap=cmap, norm=norm,
-                            extent=(0.0, budget, len(group) - 0.5, -0.5))  # fmt: skip
-        ax.set_yticks(range(len(group)), [_row_label(run) for run in group], fontsize=8)
-        shadow = summary["variants"].get(name, {}).get("shadow_runs")  # its episodes are the behaviour's
-        what = "every episode of the behaviour it learned from (it did not act)" if shadow else "every training episode"
-        ax.set_title(f"{name}: {what}, one row per seed", loc="left")
-        ax.set_facecolor("white")
-    axes[-1].set_xlabel("environment samples")
-    bar = figure.colorbar(picture, ax=list(axes), label="episode score", fraction=0.03, pad=0.01)
-    ticks = [t for t in (8, 12, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000) if t <= norm.vmax]
-    bar.ax.yaxis.set_major_locator(FixedLocator(ticks))
-    bar.ax.yaxis.set_major_formatter(ScalarFormatter())
-    bar.ax.yaxis.set_minor_locator(NullLocator())
-    bar.ax.yaxis.set_minor_formatter(NullFormatter())
-    figure.suptitle(f"Episode scores per seed (log colour scale; red: scores <= {FORGETTING_LOW}, a collapse once learned; "
-                    "blank: the unfinished last episode)")  # fmt: skip
-    return figure
-
-
-def _collapse_colormap(norm: LogNorm) -> ListedColormap:
-    """Viridis above 12, reds from 8 to 12: collapses stand out against any learned score."""
-    steps = 512
-    cut = int(round(steps * float(norm(FORGETTING_LOW + 0.5))))  # the share of the scale at or below 12
-    low = np.array([[0.55, 0.0, 0.05, 1.0], [0.95, 0.25, 0.2, 1.0]])  # dark to light red
-    reds = np.column_stack([np.interp(np.linspace(0, 1, cut), [0, 1], low[:, c]) for c in range(4)])  # (cut, 4)
-    rest = colormaps["viridis"](np.linspace(0.0, 1.0, steps - cut))  # (steps - cut, 4)
-    return ListedColormap(np.vstack([reds, rest]), name="collapse_viridis").with_extremes(bad="white")
-
-
-def _strip(run: Run, edges: np.ndarray) -> np.ndarray:
-    """The lowest episode score in each column [edges[i], edges[i+1]): (W,), NaN where no episode ended yet."""
-    ends = run.episodes["samples"]  # (E,)
-    starts = np.concatenate([[0.0], ends[:-1]])  # (E,) an episode starts where the previous one ended
-    scores = run.episodes["score"]  # (E,)
-    width = len(edges) - 1
-    step = edges[1] - edges[0]
-    first = np.clip(np.floor(starts / step), 0, width - 1).astype(int)  # (E,)
-    last = np.clip(np.ceil(ends / step) - 1, 0, width - 1).astype(int)  # (E,)
-    last = np.maximum(last, first)
-    counts = last - first + 1  # (E,)
-    columns = np.repeat(first, counts) + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))  # (C,)
-    strip = np.full(width, np.inf)  # (W,)
-    np.minimum.at(strip, columns, np.repeat(scores, counts))
-    strip[~np.isfinite(strip)] = np.nan
-    return strip
-
-
-def _row_label(run: Run) -> str:
-    return f"seed {run.seed}" if run.usable else f"seed {run.seed} ({run.status})"
-
-
 # ---------------------------------------------------------------- measures
 
 
@@ -260,9 +192,11 @@ def plot_measures(summary: dict[str, Any]) -> Figure:
     that some run has, and per greedy-evaluation measure that some run has (all headline rows if none has any)."""
     colors = variant_colors(summary)
     names = list(summary["variants"])
-    measured = [key for key in (*HEADLINE, *GREEDY)
+    measure_set = measures_of(summary)
+    headline = measure_set.headline
+    measured = [key for key in (*headline, *GREEDY)
                 if any(v.get("measures", {}).get(key, {}).get("n") for v in summary["variants"].values())]
-    keys = measured or list(HEADLINE)
+    keys = measured or list(headline)
     figure = new_figure(10, 1.0 + len(keys) * (0.75 + 0.45 * max(len(names), 1)))
     axes = np.atleast_1d(figure.subplots(len(keys), 1))
     for ax, key in zip(axes, keys):
@@ -280,8 +214,11 @@ def plot_measures(summary: dict[str, Any]) -> Figure:
             _say_empty(ax, "no usable runs")
     for ax, key in zip(axes, keys):
         higher = summary["measures"][key]["higher_is_better"]
-        unit = "greedy score" if key in GREEDY else "score"
-        ax.set_xlabel(f"{unit} (higher is better)" if higher else "failures per 1,000 samples (lower is better)", fontsize=8)
+        if measure_set.profile.measured_by == "failures":
+            unit = "greedy score" if key in GREEDY else "score"
+            ax.set_xlabel(f"{unit} (higher is better)" if higher else "failures per 1,000 samples (lower is better)", fontsize=8)
+        else:
+            ax.set_xlabel("greedy score (higher is better)" if key in GREEDY else "return (higher is better)", fontsize=8)
     handles = [  # legend proxies drawn like the marks: a dot on a thick bar, a hollow diamond on a thin one
         Line2D([], [], color="0.35", marker="o", markersize=7, linewidth=5, label="IQM, 95% CI"),
         Line2D([], [], color="0.35", marker="D", markersize=6, markerfacecolor="white", linewidth=1.5, label="mean, 95% CI"),

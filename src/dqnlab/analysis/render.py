@@ -5,25 +5,21 @@ paragraphs, lists, tables, figures; `reporting.blocks`), so the two files
 always say the same thing. Every number in them is formatted by `fmt` from
 a value in the summary, so a test can recompute each displayed number from
 summary.json; the conclusion's sentences come ready-made from
-`summary["conclusion"]`.
+`summary["conclusion"]`. The measures shown and the fixed prose around them
+follow the summary's profile (`analysis.measures.measures_of`,
+`analysis.wording`).
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterable, Mapping, Sequence
 
-from dqnlab.analysis.measures import FORGETTING, HEADLINE, RATES, describe_rate
+from dqnlab.analysis import wording
+from dqnlab.analysis.measures import MeasureSet, describe_rate, measures_of
 from dqnlab.reporting.blocks import Block, Bullets, Figure, Heading, Paragraph, Table, blocks_html, blocks_markdown
 from dqnlab.reporting.formatting import MISSING, fmt, interval
 
 NOT_REACHED = "not reached by the median run"
-FIGURES = {  # file in plots/ -> caption
-    "curves.png": "Training per episode (score), per environment sample and per agent-second (failures per 1,000 "
-    "samples over a trailing window; lower is better): IQM over seeds with its 95% CI (band) and the mean (dashed); "
-    "diamonds: greedy evaluations.",
-    "measures.png": "Headline measures (and greedy-evaluation measures, where runs were evaluated): IQM (dot, thick bar) and mean (diamond, thin bar) with 95% CIs.",
-    "strips.png": "Every training episode of every seed, coloured by its score (red: 12 or less).",
-}
 
 
 # ---------------------------------------------------------------- the document
@@ -32,21 +28,23 @@ FIGURES = {  # file in plots/ -> caption
 def document(summary: dict[str, Any]) -> list[Block]:
     """The report, conclusion first, as a list of blocks every renderer walks in order."""
     names = list(summary["variants"])
+    measured = measures_of(summary)
+    captions = wording.captions(measured)
     blocks: list[Block] = [Heading(1, f"dqnlab comparison: {' vs '.join(names) or 'no variants'}")]
     blocks += [Heading(2, "Conclusion"), Bullets(tuple(summary["conclusion"]) or ("No conclusion: no usable runs.",), "conclusion")]
-    blocks += _setup(summary)
-    blocks += [Heading(2, "Learning curves"), Figure("curves.png", FIGURES["curves.png"])]
-    blocks += _measures(summary)
-    blocks += _reach(summary)
+    blocks += _setup(summary, measured)
+    blocks += [Heading(2, "Learning curves"), Figure("curves.png", captions["curves.png"])]
+    blocks += _measures(summary, measured)
+    blocks += _reach(summary, measured)
     blocks += _comparisons(summary)
     blocks += _clocks(summary)
     blocks += _evaluation(summary)
-    blocks += [Heading(2, "Stability per seed"), Figure("strips.png", FIGURES["strips.png"])]
-    blocks += _how_to_read(summary)
+    blocks += [Heading(2, "Stability per seed"), Figure("strips.png", captions["strips.png"])]
+    blocks += _how_to_read(summary, measured)
     return blocks
 
 
-def _setup(summary: dict[str, Any]) -> list[Block]:
+def _setup(summary: dict[str, Any], measured: MeasureSet) -> list[Block]:
     experiment, runs = summary["experiment"], summary["runs"]
     seeds = experiment["seeds"]
     blocks: list[Block] = [
@@ -56,6 +54,7 @@ def _setup(summary: dict[str, Any]) -> list[Block]:
             f"environment samples per run; preset {experiment['preset']}. Seed k gives every variant the same "
             "initial weights and environment starts; only the variant's settings differ."
         ),
+        *(Paragraph(text) for text in wording.environment(summary, measured)),
     ]
     if experiment.get("common"):
         blocks.append(Paragraph(f"Settings shared by every variant: {_settings(experiment['common'])}."))
@@ -79,10 +78,11 @@ def _setup(summary: dict[str, Any]) -> list[Block]:
     return blocks
 
 
-def _measures(summary: dict[str, Any]) -> list[Block]:
+def _measures(summary: dict[str, Any], measured: MeasureSet) -> list[Block]:
     groups = {
-        "Headline measures": [key for key in HEADLINE if key in summary["measures"]],
-        "Forgetting": [key for key in FORGETTING if key in summary["measures"]],
+        "Headline measures": [key for key in measured.headline if key in summary["measures"]],
+        "Forgetting": [key for key in measured.forgetting if key in summary["measures"]],
+        "Episodes that reached the goal": [key for key, m in summary["measures"].items() if m["axis"] == "outcome"],
         "Cost": [key for key, m in summary["measures"].items() if m["axis"] == "cost"],
         "Greedy evaluation (runs with evaluations)": [
             key for key, m in summary["measures"].items()
@@ -96,10 +96,7 @@ def _measures(summary: dict[str, Any]) -> list[Block]:
     better = {True: "higher", False: "lower", None: MISSING}
     blocks: list[Block] = [
         Heading(2, "Measures per variant"),
-        Paragraph("Over the runs that finished their budget: IQM and mean, each with its 95% bootstrap CI; n runs "
-                  "where the measure is defined (collapses are undefined for a run that never reached 200). A failure "
-                  "is an episode the environment terminated; failures per 1,000 samples count every sample, those of "
-                  "an episode still running at the end included, and 1,000 / rate is the mean samples per failure."),
+        Paragraph(wording.measures_note(measured)),
     ]
     shadows = [name for name, variant in summary["variants"].items() if variant.get("shadow_runs")]
     if shadows:
@@ -114,33 +111,34 @@ def _measures(summary: dict[str, Any]) -> list[Block]:
             for name, variant in summary["variants"].items():
                 m = variant.get("measures", {}).get(key, {})
                 iqm = interval(m.get("iqm"), m.get("iqm_low"), m.get("iqm_high"))
-                if key in RATES and describe_rate(m):
+                if key in measured.rates and describe_rate(m):
                     iqm += f" ({describe_rate(m)})"
                 rows.append((summary["measures"][key]["label"], name, iqm,
                              interval(m.get("mean"), m.get("mean_low"), m.get("mean_high")), fmt(m.get("n", 0)),
                              better[summary["measures"][key]["higher_is_better"]]))  # fmt: skip
         blocks += [Heading(3, title), Table(("measure", "variant", "IQM [95% CI]", "mean [95% CI]", "n", "better"), tuple(rows))]
-    blocks.append(Figure("measures.png", FIGURES["measures.png"]))
+    blocks.append(Figure("measures.png", wording.captions(measured)["measures.png"]))
     return blocks
 
 
-def _reach(summary: dict[str, Any]) -> list[Block]:
+def _reach(summary: dict[str, Any], measured: MeasureSet) -> list[Block]:
+    heading, note, column = wording.reach_words(measured)
+    if not measured.targets:
+        return [Heading(2, heading), Paragraph(wording.targets_sentence(measured))]
     rows = []
     for name, variant in summary["variants"].items():
         for threshold, reach in variant.get("reach", {}).items():
             samples, seconds = reach.get("median_samples"), reach.get("median_seconds")
-            score = fmt(int(threshold)) if threshold.isdigit() else threshold
+            score = fmt(int(threshold)) if threshold.isdigit() else fmt(float(threshold))
             rows.append((name, score, f"{fmt(reach['reached'])} of {fmt(reach['n'])}",
                          fmt(samples) if samples is not None else NOT_REACHED,
                          fmt(seconds) if seconds is not None else NOT_REACHED))  # fmt: skip
     if not rows:
-        return [Heading(2, "Time to reach a score"), Paragraph("No usable runs.")]
+        return [Heading(2, heading), Paragraph("No usable runs.")]
     return [
-        Heading(2, "Time to reach a score"),
-        Paragraph("The sample at which a run's running episode first reached this score (not the end of that "
-                  "episode), and one agent's seconds to that sample. A run that never did counts as infinitely late, "
-                  "so the median is honest and is missing when most runs never got there."),  # fmt: skip
-        Table(("variant", "score at least", "runs that reached it", "median samples", "median agent-seconds"), tuple(rows)),
+        Heading(2, heading),
+        Paragraph(note),
+        Table(("variant", column, "runs that reached it", "median samples", "median agent-seconds"), tuple(rows)),
     ]
 
 
@@ -197,7 +195,7 @@ def _evaluation(summary: dict[str, Any]) -> list[Block]:
     ]
 
 
-def _how_to_read(summary: dict[str, Any]) -> list[Block]:
+def _how_to_read(summary: dict[str, Any], measured: MeasureSet) -> list[Block]:
     limits = summary["limits"]
     return [
         Heading(2, "How to read this"),
@@ -213,9 +211,7 @@ def _how_to_read(summary: dict[str, Any]) -> list[Block]:
             "across the pair's measures; otherwise the comparison is inconclusive.",
             "Diverged runs are left out of the per-variant figures and enter the paired comparisons as the worst "
             "outcome; failed, incomplete, missing and unreadable runs are excluded and counted above.",
-            "A failure is an episode the environment terminated (on CartPole: the pole fell or the cart left the "
-            "track), never a time limit. Failure rates count every sample, so an episode still running when the "
-            "budget ends counts fully instead of being left out or counted by its score so far.",
+            *wording.reading_notes(summary, measured),
             f"Common windows: per-episode measures use the first {fmt(limits['episodes'])} episodes and per-second "
             f"measures the first {fmt(limits['seconds'])} agent-seconds, the most every usable run reached; "
             f"per-sample measures use the budget of {fmt(limits['budget'])} samples.",

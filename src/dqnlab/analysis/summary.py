@@ -9,7 +9,10 @@ diverged runs enter the paired comparisons as the worst outcome
 (`analysis.comparisons`) and are counted; failed, missing and unreadable
 runs are counted and named, never silently dropped. Per-second figures use one
 agent's clock (`analysis.clocks`), whichever backend trained the run; a
-population's own clock is reported apart, as throughput.
+population's own clock is reported apart, as throughput. The measures, the
+curves and the targets follow the experiment's environment's profile
+(`config.profiles`, `analysis.measures.measures_for`), stored as
+summary.json's "profile".
 """
 
 from __future__ import annotations
@@ -25,17 +28,19 @@ from dqnlab.analysis.comparisons import comparisons
 from dqnlab.analysis.conclusion import conclusion
 from dqnlab.analysis.measures import (
     DETECTORS,
-    MEASURES,
+    MeasureSet,
     acted,
-    RATES,
     common_limits,
     has_terminations,
+    measures_for,
+    profile_block,
     run_clock,
     run_measures,
     samples_per_failure,
     shares_clock,
 )
 from dqnlab.analysis.runs import UNREADABLE, Run
+from dqnlab.config.profiles import profile
 from dqnlab.experiments.spec import Experiment
 from dqnlab.rundir.disk import json_ready
 
@@ -51,29 +56,32 @@ def summarize(experiment: Experiment, runs: list[Run], repurposing: dict[tuple[s
     that shared a clock (`analysis.runs.load_timings`).
     """
     timings = timings or {}
+    env = experiment.env()
+    measured = measures_for(profile(env.id), env.targets)
     usable = [run for run in runs if run.usable and has_terminations(run)]
     diverged = {(run.variant, run.seed) for run in runs if run.status == "diverged"}
     names = [variant.name for variant in experiment.variants]
     clocks = {(run.variant, run.seed): run_clock(run, timings) for run in usable}
     common = common_limits(usable, clocks, experiment.samples)
-    per_run = {(run.variant, run.seed): run_measures(run, clocks[(run.variant, run.seed)], experiment.samples, common)
+    per_run = {(run.variant, run.seed): run_measures(run, clocks[(run.variant, run.seed)], experiment.samples, common, measured)
                for run in usable}  # fmt: skip
     for key, values in per_run.items():
         found = (repurposing or {}).get(key, {})
         values.update({measure: float(found.get(measure, math.nan)) for measure in DETECTORS})
     summary: dict[str, Any] = {
         "experiment": experiment.to_dict(),
+        "profile": profile_block(measured, env.id),
         "runs": _run_counts(runs, usable),
         "limits": common,
         "measures": {key: {"label": label.format(**common), "axis": axis, "higher_is_better": better}
-                     for key, (label, axis, better) in MEASURES.items()},  # fmt: skip
-        "variants": {name: _variant_block(name, usable, per_run, runs) for name in names},
-        "comparisons": comparisons(names, per_run, diverged),
-        "curves": _curves(names, usable, clocks, experiment.samples, common["rate_window"]),
+                     for key, (label, axis, better) in measured.measures.items()},  # fmt: skip
+        "variants": {name: _variant_block(name, usable, per_run, runs, measured) for name in names},
+        "comparisons": comparisons(names, per_run, diverged, measured),
+        "curves": _curves(names, usable, clocks, experiment.samples, common["rate_window"], measured),
         "evaluation": _evaluation(names, usable),
         "clocks": {name: _clock_block(name, usable, clocks, timings) for name in names},
     }
-    summary["conclusion"] = conclusion(summary)
+    summary["conclusion"] = conclusion(summary, measured)
     return json_ready(summary)
 
 
@@ -96,7 +104,7 @@ def _run_counts(runs: list[Run], usable: list[Run]) -> dict[str, Any]:
     return counts
 
 
-def _variant_block(name: str, usable: list[Run], per_run: dict, runs: list[Run]) -> dict[str, Any]:
+def _variant_block(name: str, usable: list[Run], per_run: dict, runs: list[Run], measured: MeasureSet) -> dict[str, Any]:
     seeds = [run.seed for run in usable if run.variant == name]
     block: dict[str, Any] = {
         "seeds": seeds, "n": len(seeds), "measures": {}, "reach": {},
@@ -106,16 +114,16 @@ def _variant_block(name: str, usable: list[Run], per_run: dict, runs: list[Run])
     }  # fmt: skip
     if not seeds:
         return block
-    for key in MEASURES:
+    for key in measured.measures:
         values = np.array([per_run[(name, seed)][key] for seed in seeds])  # (n,)
         finite = values[np.isfinite(values)]  # (n',)
         block["measures"][key] = {**(stats.aggregate(finite) if len(finite) else {"n": 0}), "undefined": int(len(values) - len(finite))}
-        if key in RATES and len(finite):  # the reciprocal a reader thinks in: samples per failure
+        if key in measured.rates and len(finite):  # the reciprocal a reader thinks in: samples per failure
             block["measures"][key]["samples_per_failure_at_iqm"] = samples_per_failure(block["measures"][key]["iqm"])
-    for threshold in metrics.REACH_THRESHOLDS if not block["shadow_runs"] else ():  # a shadow's scores are not its own
-        samples = np.array([per_run[(name, seed)][f"samples_to_{threshold}"] for seed in seeds])  # (n,)
-        seconds = np.array([per_run[(name, seed)][f"seconds_to_{threshold}"] for seed in seeds])  # (n,)
-        block["reach"][str(threshold)] = {
+    for target in measured.targets if not block["shadow_runs"] else ():  # a shadow's scores are not its own
+        samples = np.array([per_run[(name, seed)][f"samples_to_{target:g}"] for seed in seeds])  # (n,)
+        seconds = np.array([per_run[(name, seed)][f"seconds_to_{target:g}"] for seed in seeds])  # (n,)
+        block["reach"][f"{target:g}"] = {
             "reached": int(np.isfinite(samples).sum()),
             "n": len(seeds),
             # runs that never reach count as infinitely late: the median is honest, a mean would not be
@@ -148,9 +156,10 @@ def _clock_block(name: str, usable: list[Run], clocks: dict, timings: dict[str, 
 
 
 def _curves(names: list[str], usable: list[Run], clocks: dict[tuple[str, int], Clock | None], budget: int,
-            window: float) -> dict[str, Any]:
-    """Per episode: the score's moving average. Per sample and per agent-second: failures per 1,000 samples
-    over the trailing `window` samples, which counts an unfinished episode's samples as they pass."""
+            window: float, measured: MeasureSet) -> dict[str, Any]:
+    """Per episode: the score's moving average. Per sample and per agent-second, over the trailing `window`
+    samples: failures per 1,000 samples (failures profiles), which counts an unfinished episode's samples as
+    they pass, or the mean return of the episodes that ended there (returns profiles; NaN where none did)."""
     timed = [clock for clock in clocks.values() if clock is not None]
     longest = max((float(clock.at(budget)) for clock in timed), default=0.0)
     curves: dict[str, Any] = {"episode": {}, "samples": {}, "seconds": {}}
@@ -166,16 +175,24 @@ def _curves(names: list[str], usable: list[Run], clocks: dict[tuple[str, int], C
                                for run in with_episodes])  # fmt: skip  (n, G)
             curves["episode"][name] = {"x": grid, **_curve_aggregate(matrix)}
         if runs:
-            failures = [metrics.failure_samples(run.episodes["samples"], run.episodes["terminated"]) for run in runs]
-            matrix = np.stack([metrics.rate_curve(f, samples_grid, window) for f in failures])  # (n, G)
+            trailing = [_trailing(run, window, measured) for run in runs]  # per run: sample grid (G,) -> (G,)
+            matrix = np.stack([curve(samples_grid) for curve in trailing])  # (n, G)
             curves["samples"][name] = {"x": samples_grid, **_curve_aggregate(matrix)}
-            timed_runs = [(f, clock) for f, run in zip(failures, runs) if (clock := clocks[(run.variant, run.seed)]) is not None]
+            timed_runs = [(f, clock) for f, run in zip(trailing, runs) if (clock := clocks[(run.variant, run.seed)]) is not None]
             if timed_runs and len(seconds_grid):
                 # a run that has finished holds its last value: that is the agent one would have then
-                matrix = np.stack([metrics.rate_curve(f, np.minimum(c.samples_at(seconds_grid), budget), window)
-                                   for f, c in timed_runs])  # fmt: skip  (n, G)
+                matrix = np.stack([f(np.minimum(c.samples_at(seconds_grid), budget)) for f, c in timed_runs])  # (n, G)
                 curves["seconds"][name] = {"x": seconds_grid, **_curve_aggregate(matrix)}
     return curves
+
+
+def _trailing(run: Run, window: float, measured: MeasureSet):
+    """The run's trailing-window curve as a function of a sample grid (G,) -> (G,), as its profile measures it."""
+    ends = run.episodes["samples"]  # (E,)
+    if measured.profile.measured_by == "failures":
+        failures = metrics.failure_samples(ends, run.episodes["terminated"])  # (F,)
+        return lambda grid: metrics.rate_curve(failures, grid, window)
+    return lambda grid: metrics.trailing_return(ends, run.episodes["score"], grid, window)
 
 
 def _curve_aggregate(matrix: np.ndarray) -> dict[str, Any]:
