@@ -24,8 +24,10 @@ def probe_command(run_dir, out, probe_set, seed, threshold):
     """What each hidden unit of a run's network detects, in numbers, words and pictures.
 
     Shows the network a probe set of at least 10,000 states (greedy play,
-    epsilon-greedy play, a pole angle x angular velocity grid); with
-    checkpoints (train --checkpoint-every K), also how stable each unit stayed.
+    epsilon-greedy play and, on CartPole, a pole angle x angular velocity
+    grid); on image observations (MinAtar) a unit's top states are drawn as
+    frames. With checkpoints (train --checkpoint-every K), also how stable
+    each unit stayed.
     """
     report = api.probe(run_dir, out, probe_set, seed, threshold)
     out = Path(out) if out else Path(run_dir) / PROBE

@@ -1,9 +1,11 @@
 """The probe's pictures, as the tutorial shows for Pong: what makes a unit fire.
 
-- `frames.png`: for each of the most selective units, CartPole frames of the
-  probe states that drive it hardest (rendered by Gymnasium with the state set);
+- `frames.png`: for each of the most selective units, frames of the probe
+  states that drive it hardest: CartPole's rendered by Gymnasium with the
+  state set; image observations (MinAtar's) drawn cell by cell in MinAtar's
+  colours, a convolution channel's window outlined (`frames.plot_screen_frames`);
 - `heatmaps.png`: each of those units' activation over the grid of pole angle
-  x pole angular velocity (cart centred and still);
+  x pole angular velocity (cart centred and still), CartPole only;
 - `stability.png`: live units repurposed per checkpoint interval, per layer,
   beside the matched random-noise null (dashed), and how well live units kept
   their pattern (median and 10th percentile correlation).
@@ -19,6 +21,7 @@ from matplotlib.figure import Figure
 
 from dqnlab.config import EnvConfig
 from dqnlab.engine.envs import make_env
+from dqnlab.probe.frames import Screen, plot_screen_frames
 from dqnlab.probe.probeset import CARTPOLE_IDS, GRID, ProbeSet
 from dqnlab.probe.stability import LIVE, Stability
 from dqnlab.probe.units import UnitStats
@@ -39,10 +42,18 @@ def render_states(env_id: str, states: np.ndarray) -> list[np.ndarray]:
     return frames
 
 
-def plot_frames(probe: ProbeSet, units: list[UnitStats], hidden: list[np.ndarray], descriptions: dict[str, str]) -> Figure | None:
-    """A row of top-activating frames per unit; None if the environment cannot be drawn from a state."""
+def plot_frames(probe: ProbeSet, units: list[UnitStats], hidden: list[np.ndarray], descriptions: dict[str, str],
+                screen: Screen | None = None, conv_layers: int = 0) -> Figure | None:  # fmt: skip
+    """A row of top-activating frames per unit; None if the environment cannot be drawn from a state.
+
+    `screen`: image observations, drawn as frames; `conv_layers`: how many leading hidden layers are convolutions.
+    """
     units = [u for u in units if u.top]
-    if probe.env_id not in CARTPOLE_IDS or not units:
+    if not units:
+        return None
+    if screen is not None:
+        return plot_screen_frames(probe, units, hidden, descriptions, screen, FRAMES_PER_UNIT, conv_layers)
+    if probe.env_id not in CARTPOLE_IDS:
         return None
     figure = new_figure(2.1 * FRAMES_PER_UNIT, 1.9 * len(units))
     axes = figure.subplots(len(units), FRAMES_PER_UNIT, squeeze=False)

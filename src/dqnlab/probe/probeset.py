@@ -1,4 +1,4 @@
-"""The probe set: states to show a network, fixed and saved so results compare.
+"""The probe set: states to show a network, fixed and saved so results compare; and what each unit does on them.
 
 Three parts (CartPole; other environments get the first two only):
 
@@ -11,13 +11,22 @@ Three parts (CartPole; other environments get the first two only):
 A probe set is a function of (network, environment, seed): the same inputs
 give the same states. It is saved as .npz without pickle, with the
 environment it came from, so one probe set can serve every checkpoint of a
-run, and every run of an experiment.
+run, and every run of an experiment. Image observations (MinAtar's frames)
+are kept flattened row by row with channels last, as the engine keeps them.
+
+`responses` shows a network the states. A convolution's feature detectors
+are its channels, not its H' x W' x channels outputs (every position of a
+channel applies the same filter), so a channel's activation on a state is its
+largest output over the positions, and where that was is kept (the window
+the pictures outline). A fully connected layer's units are its outputs.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -123,25 +132,75 @@ def _play_states(network: QNetwork, env_config: EnvConfig, seed: int, epsilon: f
     starts, rng = seeding.ResetSeeds(seed, "evaluate"), seeding.numpy_generator(seed, "explore")
     device = next(network.parameters()).device
     states: list[np.ndarray] = []
-    while len(states) < count:
-        obs, _ = env.reset(seed=starts.next())
-        for _ in range(EPISODE_CAP):
-            states.append(np.asarray(obs, dtype=np.float32))
-            if rng.random() < epsilon:
-                action = int(rng.integers(env.action_space.n))
-            else:
-                action = greedy_action(network, obs, device)
-            obs, _, terminated, truncated, _ = env.step(action)
-            if terminated or truncated or len(states) == count:
-                break
+    with _one_thread():
+        while len(states) < count:
+            _play_episode(network, env, starts.next(), rng, epsilon, count, states, device)
     env.close()
     return np.stack(states)  # (count, obs_dim)
 
 
+def _play_episode(network: QNetwork, env, seed: int, rng: np.random.Generator, epsilon: float, count: int,
+                  states: list[np.ndarray], device: torch.device) -> None:  # fmt: skip
+    """One episode from a seeded start, its states appended (flattened: a frame as the engine keeps it) up to `count`."""
+    obs, _ = env.reset(seed=seed)
+    for _ in range(EPISODE_CAP):
+        states.append(np.asarray(obs, dtype=np.float32).reshape(-1))  # (obs_dim,)
+        if rng.random() < epsilon:
+            action = int(rng.integers(env.action_space.n))
+        else:
+            action = greedy_action(network, obs, device)
+        obs, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated or len(states) == count:
+            return
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Torch on one CPU thread for the block: play asks for one action at a time, and a thread pool's hand-offs
+    cost more than they save there (MinAtar's conv network, one greedy action on a busy 2-core machine: 2 ms on 2 threads, 0.34 ms on 1)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@dataclass(frozen=True)
+class Responses:
+    """A network's units on a probe set: a convolution's channels, a fully connected layer's units."""
+
+    hidden: list[np.ndarray]  # per hidden layer (S, units): a channel's largest output over positions, or a unit's output
+    positions: list[np.ndarray | None]  # per hidden layer: (S, channels, 2) (row, column) of that largest output; None if fully connected
+    q: np.ndarray  # (S, n_actions)
+
+
 @torch.no_grad()
-def activations(network: QNetwork, states: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-    """Each hidden layer's activations [(S, width), ...] and the Q-values (S, n_actions) on the states."""
+def responses(network: QNetwork, states: np.ndarray) -> Responses:
+    """Every hidden unit's activation on the states (S, obs_dim), where a channel fired hardest, and the Q-values."""
     x = torch.as_tensor(states, dtype=torch.float32, device=next(network.parameters()).device)  # (S, obs_dim)
-    hidden = network.activations(x)  # [(S, width), ...]
-    q = network.layers[-1](hidden[-1]) if hidden else network(x)  # (S, A)
-    return [h.cpu().numpy() for h in hidden], q.cpu().numpy()
+    outputs = network.activations(x)  # [(S, H', W', channels) per convolution, then (S, width) per fully connected layer]
+    last_dense = bool(outputs) and outputs[-1].dim() == 2
+    q = network.layers[-1](outputs[-1]) if last_dense else network(x)  # (S, A)
+    hidden, positions = [], []
+    for output in outputs:
+        values, where = channel_units(output.cpu().numpy()) if output.dim() == 4 else (output.cpu().numpy(), None)
+        hidden.append(values)
+        positions.append(where)
+    return Responses(hidden, positions, q.cpu().numpy())
+
+
+def activations(network: QNetwork, states: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """Each hidden layer's units [(S, units), ...] (a convolution's: its channels' maxima) and the Q-values (S, n_actions)."""
+    result = responses(network, states)
+    return result.hidden, result.q
+
+
+def channel_units(conv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A convolution's output (S, H', W', C) as channel units: each channel's largest output per state (S, C), and
+    its (row, column) (S, C, 2), the first in row-major order on a tie (a silent channel: (0, 0))."""
+    states, _, width, channels = conv.shape
+    flat = conv.reshape(states, -1, channels)  # (S, H' * W', C): positions row by row
+    best = flat.argmax(axis=1)  # (S, C): index of the first largest position
+    values = np.take_along_axis(flat, best[:, None, :], axis=1)[:, 0, :]  # (S, C)
+    return values, np.stack(np.divmod(best, width), axis=-1)  # (S, C), (S, C, 2)

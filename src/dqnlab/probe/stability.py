@@ -25,6 +25,10 @@ The real comparison and the null are classified each on their own ends, so
 the null's live units are those live between the start and the perturbed
 network. A live unit that is constant over the probe set at one end (a bias
 and no weights) has no correlation (nan) and is not counted repurposed.
+
+A convolution's units are its channels (each one's largest output over
+positions, `probeset.responses`); the null moves its kernels like any other
+tensor.
 """
 
 from __future__ import annotations
@@ -38,9 +42,11 @@ import torch
 
 from dqnlab.engine.network import QNetwork
 from dqnlab.networks import load_network
+from dqnlab.probe.frames import screen_of
 from dqnlab.probe.probeset import ProbeSet, activations
 from dqnlab.rundir.layout import WEIGHTS
 from dqnlab.rundir.reading import checkpoints
+from dqnlab.rundir.weights import read_weights
 
 THRESHOLD = 0.5
 NEAR_SILENT = 0.01  # a unit firing on < 1% of probe states (~100 of 10,000) is not counted: too few states for a correlation
@@ -98,7 +104,7 @@ class Stability:
     real: Comparison  # start vs the next checkpoint
     null: Comparison  # start vs the start moved by matched random noise
     weight_change: np.ndarray  # (intervals,): ||theta_end - theta_start|| / ||theta_start||, all parameters
-    layer_weight_change: np.ndarray  # (intervals, linear layers): the same per layer (weight and bias), output layer last
+    layer_weight_change: np.ndarray  # (intervals, layers): the same per layer (weight and bias), convolutions first, output layer last
 
     @property
     def threshold(self) -> float:
@@ -125,6 +131,7 @@ def stability(run_dir: str | Path, probe: ProbeSet, obs_dim: int, n_actions: int
     """The run's checkpoints (and final weights, if newer) compared in turn; None with fewer than two.
 
     `hidden`: the widths every checkpoint must have (the final network's); None takes each file's own.
+    A checkpoint's convolutions are read from its file (4-D weights), the frame from the probe set's environment.
     """
     points = checkpoints(run_dir)
     final = Path(run_dir) / WEIGHTS
@@ -132,8 +139,17 @@ def stability(run_dir: str | Path, probe: ProbeSet, obs_dim: int, n_actions: int
         points.append((samples_total, final))
     if len(points) < 2:
         return None
-    networks = [load_network(path, obs_dim, n_actions, hidden=hidden) for _, path in points]
+    screen = screen_of(probe.env_id)
+    frame = None if screen is None else screen.frame
+    networks = [_checkpoint(path, obs_dim, n_actions, hidden, frame) for _, path in points]
     return compare_networks([s for s, _ in points], networks, probe.states, threshold, null_seed)
+
+
+def _checkpoint(path: Path, obs_dim: int, n_actions: int, hidden: tuple[int, ...] | None,
+                frame: tuple[int, int, int] | None) -> QNetwork:  # fmt: skip
+    """A checkpoint's network; its convolutions' channels from the file, since `hidden` alone would not count them."""
+    conv = read_weights(path, obs_dim, n_actions, frame=frame)[2] if frame is not None else ()
+    return load_network(path, obs_dim, n_actions, hidden=hidden, conv=conv, frame=frame)
 
 
 def compare_networks(samples: list[int], networks: list[QNetwork], states: np.ndarray, threshold: float = THRESHOLD,
@@ -194,7 +210,7 @@ def matched_null(before: QNetwork, after: QNetwork, generator: torch.Generator) 
 
 @torch.no_grad()
 def relative_change(before: QNetwork, after: QNetwork) -> tuple[float, np.ndarray]:
-    """||after - before|| / ||before|| over all parameters, and per linear layer (layers,) over its weight and bias."""
+    """||after - before|| / ||before|| over all parameters, and per layer (layers,) over its weight and bias."""
     moved, size = [], []
     for start, end in zip(before.layers, after.layers):
         pairs = list(zip(start.parameters(), end.parameters()))

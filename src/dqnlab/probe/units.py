@@ -1,17 +1,22 @@
 """Per-unit statistics on a probe set, and descriptions in plain words.
 
-For every hidden unit of every layer:
+A unit is a fully connected layer's output, or a convolution's channel (its
+largest output over positions: `probeset.responses`). For every hidden unit
+of every layer:
 
 - `active`: the share of probe states on which it fires (> 0); a unit that
   never fires is dead;
 - `selectivity`: lifetime sparsity (Treves & Rolls 1991), 0 for a unit that
   responds equally to every state, 1 for one that responds to a single state;
-- `top`: the states that drive it hardest;
+- `top`: the states that drive it hardest; for a channel, `positions`: where
+  in each of them it fired hardest;
 - `correlations`: Pearson correlation of its activation with each state
   variable and with the network's preference (Q(right) - Q(left) on
-  CartPole; for more actions, the best action's lead over the mean);
-- `effect`: for the last hidden layer, what one unit of its activation adds
-  to each action's Q-value (its outgoing weights): the unit's vote.
+  CartPole; for more actions, the best action's lead over the mean). For
+  image observations the state variables are each channel's count of lit
+  cells (`frames.channel_counts`): how much of each object is on screen;
+- `effect`: for the last hidden layer (fully connected), what one unit of its
+  activation adds to each action's Q-value (its outgoing weights): the unit's vote.
 
 A description names the state variables that explain the unit (|r| >= 0.3,
 strongest first) and which way it pushes the decision.
@@ -20,10 +25,14 @@ strongest first) and which way it pushes the decision.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dqnlab.engine.network import QNetwork
+
+if TYPE_CHECKING:
+    from dqnlab.probe.frames import Screen
 
 CARTPOLE_VARIABLES = ("cart position", "cart velocity", "pole angle", "pole angular velocity")
 # (when high, when low): CartPole's positive directions are to the right
@@ -49,6 +58,7 @@ class UnitStats:
     preference: float | None  # correlation with the network's preference
     effect: tuple[float, ...] | None  # outgoing weight to each Q-value (last hidden layer only)
     top: tuple[int, ...]  # probe-state indices, most active first
+    positions: tuple[tuple[int, int], ...] | None = None  # a channel's (row, column) of its largest output in each top state
 
     @property
     def dead(self) -> bool:
@@ -66,23 +76,31 @@ def preference(q: np.ndarray) -> np.ndarray:
     return q.max(axis=1) - q.mean(axis=1)  # (S,)
 
 
-def unit_stats(network: QNetwork, hidden: list[np.ndarray], states: np.ndarray, q: np.ndarray) -> list[list[UnitStats]]:
-    """Statistics of every unit: [layer][unit]."""
+def unit_stats(network: QNetwork, hidden: list[np.ndarray], states: np.ndarray, q: np.ndarray,
+               positions: list[np.ndarray | None] | None = None) -> list[list[UnitStats]]:  # fmt: skip
+    """Statistics of every unit: [layer][unit].
+
+    `states` (S, n): the state variables to correlate with: the observations, or for frames their channel
+    counts. `positions`: per layer, a convolution's (S, channels, 2) from `probeset.responses`, else None.
+    """
     pref = preference(q)  # (S,)
     out_weights = network.layers[-1].weight.detach().cpu().numpy()  # (A, last width)
+    positions = positions or [None] * len(hidden)
     layers = []
     for layer, acts in enumerate(hidden):  # acts: (S, width)
-        corr_states = correlate(acts, states)  # (width, obs_dim)
+        corr_states = correlate(acts, states)  # (width, n variables)
         corr_pref = correlate(acts, pref[:, None])[:, 0]  # (width,)
         sparsity = lifetime_sparsity(acts)  # (width,)
         top = np.argsort(-acts, axis=0, kind="stable")[:TOP_K].T  # (width, K)
-        last = layer == len(hidden) - 1
+        last = layer == len(hidden) - 1 and out_weights.shape[1] == acts.shape[1]  # a convolution's channels cast no single vote
+        where = positions[layer]  # (S, width, 2) or None
         layers.append([
             UnitStats(
                 layer, j, float((acts[:, j] > 0).mean()), float(acts[:, j].mean()), float(acts[:, j].max()),
                 float(sparsity[j]), tuple(_finite(r) for r in corr_states[j]), _finite(corr_pref[j]),
                 tuple(float(w) for w in out_weights[:, j]) if last else None,
                 tuple(int(i) for i in top[j]) if acts[:, j].max() > 0 else (),
+                None if where is None or acts[:, j].max() <= 0 else tuple((int(r), int(c)) for r, c in where[top[j], j]),
             )
             for j in range(acts.shape[1])
         ])  # fmt: skip
@@ -109,20 +127,24 @@ def _finite(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
 
 
-def describe(unit: UnitStats, env_id: str, n_actions: int) -> str:
-    """The unit in words, from its numbers."""
+def describe(unit: UnitStats, env_id: str, n_actions: int, screen: Screen | None = None) -> str:
+    """The unit in words, from its numbers; `screen` for image observations (its correlations are with channel counts)."""
     if unit.dead:
         return "never fires on the probe set (dead)"
     cartpole = env_id.startswith("CartPole")
     explained = sorted(
         ((abs(r), i, r) for i, r in enumerate(unit.correlations) if r is not None and abs(r) >= EXPLAINS), reverse=True
     )[:3]
-    if explained:
+    if explained and screen is not None:
+        fires = "fires more with " + _join([_count_words(screen.channels[i], r) for _, i, r in explained])
+    elif explained:
         words = [_variable_words(i, r, cartpole) for _, i, r in explained]
         fires = "fires when " + _join(words)
+    elif screen is not None:
+        fires = f"fires on a mix of states (no channel's count of lit cells has |r| >= {EXPLAINS})"
     else:
         fires = f"fires on a mix of states (no single state variable has |r| >= {EXPLAINS})"
-    return fires + _vote(unit, cartpole, n_actions)
+    return fires + _vote(unit, cartpole, n_actions, None if screen is None else screen.actions)
 
 
 def _variable_words(index: int, r: float, cartpole: bool) -> str:
@@ -131,14 +153,21 @@ def _variable_words(index: int, r: float, cartpole: bool) -> str:
     return f"observation[{index}] is {'high' if r > 0 else 'low'}"
 
 
-def _vote(unit: UnitStats, cartpole: bool, n_actions: int) -> str:
+def _count_words(channel: str, r: float) -> str:
+    """A channel count's correlation in words: "more ball cells lit (r = +0.52)"."""
+    return f"{'more' if r > 0 else 'fewer'} {channel.replace('_', ' ')} cells lit (r = {r:+.2f})"
+
+
+def _vote(unit: UnitStats, cartpole: bool, n_actions: int, actions: tuple[str, ...] | None = None) -> str:
     """Which way the unit pushes: its outgoing weights (last layer) or its correlation with the preference."""
-    names = ("left", "right") if cartpole and n_actions == 2 else tuple(str(a) for a in range(n_actions))
+    names = ("left", "right") if cartpole and n_actions == 2 else actions or tuple(str(a) for a in range(n_actions))
     if unit.effect is not None:
         best = int(np.argmax(unit.effect))
         if n_actions == 2 and abs(unit.effect[1] - unit.effect[0]) > 1e-6:
             best = 1 if unit.effect[1] > unit.effect[0] else 0
             return f"; raises Q({names[best]}) over Q({names[1 - best]})"
+        if not cartpole and unit.effect[best] <= 0:  # every weight out is negative: it raises none of them
+            return f"; lowers every Q-value, Q({names[best]}) least"
         return f"; raises Q({names[best]}) most"
     if unit.preference is not None and abs(unit.preference) >= EXPLAINS and n_actions == 2:
         return f"; goes with preferring {names[1] if unit.preference > 0 else names[0]}"
