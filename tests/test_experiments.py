@@ -259,3 +259,16 @@ def test_experiment_file(tmp_path):
     path.write_text('samples = 300\n[variant.naive]\nagent = "naive"\n')
     with pytest.raises(DqnlabError, match="unknown key 'variant'"):
         experiment_from(str(path), None, None, None, (), (), None)
+
+
+def test_compare_trains_every_run_on_the_env_it_names(tmp_path):
+    out = tmp_path / "acrobot"
+    args = ["compare", "--env", "Acrobot-v1", "--seeds", "1", "--samples", "200", "--set", "network.hidden=[8]",
+            "--set", "env.max_episode_steps=100", "--workers", "1", "--out", str(out)]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["profile"]["name"] == "Acrobot" and "failure" not in " ".join(summary["conclusion"])
+    assert json.loads((run_dir_for(out, "replay", 0) / "config.json").read_text())["env"]["id"] == "Acrobot-v1"
+    twice = CliRunner().invoke(cli, [*args, "--set", 'env.id="CartPole-v1"'])
+    assert twice.exit_code == 2 and "env.id is given two different values" in twice.stderr and "--env" in twice.stderr

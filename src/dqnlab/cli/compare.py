@@ -60,10 +60,11 @@ def sweep_options(command):
 @click.option("--variant", "variants", multiple=True, metavar="NAME:KEY=VALUE,...", help="A variant, e.g. replay16:replay.batch_size=16,replay.warmup=16 or slow:agent=naive,learner.lr=1e-5. Repeatable [default: naive and replay].")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help="A setting shared by every variant, as a TOML literal. Repeatable.")
 @click.option("--eval-every", type=click.IntRange(min=1), default=None, help="Greedy evaluation every K samples (run.eval_every), reported beside training scores.")
+@click.option("--env", "env_id", default=None, help="Gymnasium id every run trains on (env.id), e.g. Acrobot-v1 or MinAtar/Breakout-v1 [default: the preset's].")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N for every run (run.device) [default: the preset's, cpu].")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Results directory [default: results/compare-PRESET]. Rerunning the same command there resumes.")
 @sweep_options
-def compare_command(experiment_file, preset, samples, seeds, first_seed, variants, overrides, eval_every, device, out,
+def compare_command(experiment_file, preset, samples, seeds, first_seed, variants, overrides, eval_every, env_id, device, out,
                     backend, address, population_size, workers, time_limit_seconds, overwrite, quiet):  # fmt: skip
     """Train variants x paired seeds and compare them per episode, per sample and per second.
 
@@ -76,7 +77,7 @@ def compare_command(experiment_file, preset, samples, seeds, first_seed, variant
         if seeds < 1:
             raise DqnlabError(f"--seeds must be >= 1; got {seeds}")
         seeds = range(first_seed, first_seed + seeds)
-    experiment = experiment_from(experiment_file, preset, samples, seeds, variants, overrides, eval_every, device)
+    experiment = experiment_from(experiment_file, preset, samples, seeds, variants, overrides, eval_every, device, env_id)
     out = Path(out or f"results/compare-{experiment.preset}")
 
     def start(on_event: OnEvent) -> api.Compared:

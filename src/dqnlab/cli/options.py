@@ -16,7 +16,7 @@ def config_options(command):
         click.option("--agent", type=click.Choice(["naive", "replay"]), default=None, help="naive: learn from each transition once, as it arrives; replay: batches from a replay memory [default: replay]."),
         click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None, help="TOML file with [env] [network] [learner] [replay] [run] tables (and optional preset, agent)."),
         click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help=HELP_SET),
-        click.option("--env", "env_id", default=None, help="Gymnasium id (Discrete actions, flat Box observations), e.g. Acrobot-v1. Same as --set env.id=ID."),
+        click.option("--env", "env_id", default=None, help="Gymnasium id (Discrete actions; flat Box observations or MinAtar's binary frames), e.g. Acrobot-v1 or MinAtar/Breakout-v1. Same as --set env.id=ID."),
         click.option("--samples", type=int, default=None, help="Sample budget: environment transitions. Same as --set run.samples=N."),
         click.option("--seed", type=int, default=None, help="Seed for weights, environment, exploration and replay. Same as --set run.seed=N."),
         click.option("--device", default=None, help="cpu, cuda or cuda:N. Same as --set run.device=D."),

@@ -24,16 +24,16 @@ from dqnlab.experiments.spec import (
 
 def experiment_from(experiment_file: str | Path | None = None, preset: str | None = None, samples: int | None = None,
                     seeds: int | Sequence[int] | None = None, variants: Sequence[str] = (), overrides: Sequence[str] = (),
-                    eval_every: int | None = None, device: str | None = None) -> Experiment:  # fmt: skip
+                    eval_every: int | None = None, device: str | None = None, env_id: str | None = None) -> Experiment:  # fmt: skip
     """The experiment an experiment file and compare's options describe; options win over the file.
 
     `variants`: `--variant NAME:key=value,...` texts (they replace the file's
     variants); `overrides`: `--set section.key=value` texts, shared by every variant;
-    `eval_every` and `device`: typed values of run.eval_every and run.device.
+    `eval_every`, `device` and `env_id`: typed values of run.eval_every, run.device and env.id.
     """
 
     data = read_experiment_file(experiment_file) if experiment_file else {}
-    return _from_data(data, experiment_file, preset, samples, seeds, variants, overrides, eval_every, device)
+    return _from_data(data, experiment_file, preset, samples, seeds, variants, overrides, eval_every, device, env_id)
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def study_from(path: str | Path) -> Study:
 
 def _from_data(data: dict, experiment_file: str | Path | None, preset: str | None = None, samples: int | None = None,
                seeds: int | Sequence[int] | None = None, variants: Sequence[str] = (), overrides: Sequence[str] = (),
-               eval_every: int | None = None, device: str | None = None) -> Experiment:  # fmt: skip
+               eval_every: int | None = None, device: str | None = None, env_id: str | None = None) -> Experiment:  # fmt: skip
     common, where = data.get("common", {}), f"experiment file {experiment_file}"
     if not isinstance(common, dict):
         raise DqnlabError(f"{where}: common must be a table of tables such as [common.learner]; got {common!r}")
@@ -79,7 +79,8 @@ def _from_data(data: dict, experiment_file: str | Path | None, preset: str | Non
             raise DqnlabError(f"{where}: [common] may not hold {key} = {value!r}; write {key} = ... at the top of the file, before any table")
         raise DqnlabError(f"{where}: [common] may hold only tables such as [common.learner]; got {key} = {value!r}")
     common = {section: dict(values) for section, values in common.items()}
-    options = {path: value for path, value in (("run.device", device), ("run.eval_every", eval_every)) if value is not None}
+    typed = (("run.device", device), ("run.eval_every", eval_every), ("env.id", env_id))
+    options = {path: value for path, value in typed if value is not None}
     for path, value in check_given_once(overrides, options).items():
         section, _, key = path.partition(".")
         if section == "run" and key in EXPERIMENT_KEYS:  # Experiment.config would override it for every run
