@@ -48,16 +48,22 @@ def networks(n, hidden=(16, 8), obs_dim=4, n_actions=2):
     return [build_network(obs_dim, n_actions, hidden, torch.Generator().manual_seed(100 + k)) for k in range(n)]
 
 
-def test_a_stack_computes_each_members_network_and_gives_it_back():
-    nets = networks(3)
-    stacked = StackedQNetwork(nets)
-    x = torch.randn(3, 5, 4)  # (N, B, obs_dim)
+
+def assert_members(stacked: StackedQNetwork, nets: list, x: torch.Tensor) -> None:
+    """Member k of the stack computes network k's Q-values on x[k] (N, B, obs_dim) and gives its weights back."""
     with torch.no_grad():
         q = stacked(x)  # (N, B, A)
     for k, net in enumerate(nets):
         torch.testing.assert_close(q[k], net(x[k]), rtol=1e-6, atol=1e-6)
         member = stacked.member(k)
         assert all(torch.equal(a, b) for a, b in zip(member.state_dict().values(), net.state_dict().values()))
+
+
+def test_a_stack_computes_each_members_network_and_gives_it_back():
+    nets = networks(3)
+    stacked = StackedQNetwork(nets)
+    x = torch.randn(3, 5, 4)  # (N, B, obs_dim)
+    assert_members(stacked, nets, x)
     with pytest.raises(ValueError, match="same shape"):
         StackedQNetwork([*nets, *networks(1, hidden=(4,))])
 
@@ -122,12 +128,7 @@ def test_a_stack_of_conv_networks_computes_each_members_network_by_batched_matmu
     nets = conv_networks(3, conv=conv)
     stacked = StackedQNetwork(nets)
     x = (torch.rand(3, 5, FRAME[0] * FRAME[1] * FRAME[2]) > 0.5).float()  # (N, B, obs_dim)
-    with torch.no_grad():
-        q = stacked(x)  # (N, B, A)
-    for k, net in enumerate(nets):
-        torch.testing.assert_close(q[k], net(x[k]), rtol=1e-6, atol=1e-6)
-        member = stacked.member(k)
-        assert all(torch.equal(a, b) for a, b in zip(member.state_dict().values(), net.state_dict().values()))
+    assert_members(stacked, nets, x)
     stacked(x).sum().backward()  # and autograd differentiates it in the flat parameters
     assert stacked.views(stacked.params.grad)[0][0].abs().sum() > 0
 
