@@ -35,7 +35,13 @@ MAY_IMPORT = {
     "api": {"base", "engine", "rundir", "runner", "analysis", "api"},
     "cli": {"base", "engine", "rundir", "runner", "analysis", "api", "cli"},
 }
-NEVER = {"analysis": ("dqnlab.engine.training",)}  # a report reads run directories; it does not train
+# The modules that train: the learn step's kernel, the replay memory and its samplers, the target network,
+# the loop, the behaviour streams, and the experiments' runner and backends. Acting with one network
+# (engine.network.greedy_action), the environments and the records are not among them.
+TRAINING_PATH = tuple(f"dqnlab.engine.{name}" for name in (
+    "kernel", "learner", "replay", "sampling", "priority", "nstep", "target", "training", "stream", "behaviour"
+)) + ("dqnlab.experiments.runner", "dqnlab.experiments.backends", "dqnlab.experiments.trainrun", "dqnlab.experiments.sweep")  # fmt: skip
+NEVER = {"analysis": TRAINING_PATH}  # a report reads run directories and plays networks; it does not train
 
 
 def module_name(path: Path) -> str:
@@ -77,12 +83,20 @@ def test_every_module_has_a_layer():
     assert all(layer_of(module_name(path)) for path in MODULES)
 
 
-def test_reading_results_and_reporting_never_load_the_training_loop():
-    code = ("import sys, dqnlab.analysis.report, dqnlab.analysis.runs, dqnlab.probe.report, dqnlab.rundir.reading; "
-            "print(sorted(m for m in sys.modules if m.startswith(('dqnlab.engine.training', 'dqnlab.experiments.runner', "
-            "'dqnlab.experiments.backends', 'gymnasium')) ))")  # fmt: skip
+READING = sorted(module_name(path) for path in MODULES if module_name(path).startswith(("dqnlab.analysis", "dqnlab.probe", "dqnlab.reporting")))
+
+
+def test_the_training_path_names_modules_that_exist():
+    assert set(TRAINING_PATH) <= {module_name(path) for path in MODULES}
+
+
+def test_reading_results_and_reporting_load_no_module_of_the_training_path():
+    """Every analysis, probe and reporting module imported in one fresh interpreter: none of them loads training code."""
+    code = (f"import importlib, sys; [importlib.import_module(m) for m in {READING!r}]; "
+            f"print(sorted(m for m in sys.modules if m.startswith({TRAINING_PATH!r})))")  # fmt: skip
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
-    assert "dqnlab.engine.training" not in loaded and "dqnlab.experiments" not in loaded, loaded
+    assert len(READING) > 20 and "dqnlab.analysis.report" in READING and "dqnlab.probe.probeset" in READING
+    assert loaded == "[]", loaded
 
 
 def test_reading_a_run_directory_loads_neither_torch_nor_gymnasium():

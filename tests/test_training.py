@@ -287,3 +287,12 @@ def test_evaluation_time_is_not_training_time(monkeypatch):
     monkeypatch.setattr(training, "greedy_episodes", slow_play)
     result = train(tiny_config("replay", "run.eval_every=100", "run.samples=300"))
     assert len(result.evaluations) == 3 and result.wall_seconds == 0.0
+
+
+def test_the_package_docstrings_example_runs():
+    import doctest
+
+    import dqnlab
+
+    outcome = doctest.testmod(dqnlab)
+    assert outcome.attempted == 5 and outcome.failed == 0

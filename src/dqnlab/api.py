@@ -201,7 +201,7 @@ def probe(run_dir: str | Path, out: str | Path | None = None, probe_set: str | P
           threshold: float | None = None) -> dict[str, Any]:  # fmt: skip
     """What each hidden unit of a run's network detects (see `dqnlab.probe.report`); returns probe.json's content."""
     from dqnlab.probe.report import probe_run
-    from dqnlab.probe.stability import THRESHOLD
+    from dqnlab.probe import THRESHOLD
 
     return probe_run(run_dir, out, probe_set, seed, THRESHOLD if threshold is None else threshold)
 

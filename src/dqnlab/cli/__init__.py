@@ -1,5 +1,8 @@
 """The `dqnlab` command: options become values and library calls (`dqnlab.api`); only this package prints.
 
+Defining the commands imports no heavy library: `dqnlab --help` and `dqnlab VERB --help` load neither torch,
+matplotlib nor Gymnasium (tests/test_cli_startup.py). A command imports `dqnlab.api` and the rest when it runs.
+
 User mistakes (DqnlabError, click usage errors) print one line and exit 2;
 see the README ("When things go wrong") for every exit code.
 """
@@ -12,7 +15,6 @@ import click
 
 from dqnlab import __version__
 from dqnlab.errors import DqnlabError
-from dqnlab.rundir.disk import disk_error, is_disk_error
 
 
 class UserError(click.ClickException):
@@ -52,6 +54,8 @@ class _Group(click.Group):
         except DqnlabError as error:
             raise UserError(str(error)) from None
         except OSError as error:  # a disk that refused a write outside dqnlab's own writers (rundir/disk.py)
+            from dqnlab.rundir.disk import disk_error, is_disk_error
+
             if is_disk_error(error):
                 raise UserError(str(disk_error(error))) from None
             raise

@@ -10,18 +10,18 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import click
 
-from dqnlab import api
 from dqnlab.cli import cli
-from dqnlab.cli.display import SweepDisplay, remaining_line
 from dqnlab.config import PRESETS
 from dqnlab.errors import DqnlabError
-from dqnlab.experiments.assemble import experiment_from
-from dqnlab.experiments.backends import NAMES
 from dqnlab.experiments.events import OnEvent
+from dqnlab.experiments.spec import BACKENDS
+
+if TYPE_CHECKING:  # the command imports dqnlab.api (torch, matplotlib, Gymnasium) when it runs, not before --help
+    from dqnlab import api
 
 LEFT_OUT_EXIT = 3  # compare and report: the report was written, but runs failed or were left out of it
 
@@ -38,7 +38,7 @@ def _minutes_as_seconds(ctx, param, value: float | None) -> float | None:
 def sweep_options(command):
     """The options of every command that runs a sweep (compare, study): where and how its runs train."""
     options = [
-        click.option("--backend", type=click.Choice(list(NAMES)), default="local", show_default=True, help="local: one process per run at a time. population: each variant's seeds train together as one batched computation. ray: one Ray task per run (needs dqnlab[ray])."),
+        click.option("--backend", type=click.Choice(list(BACKENDS)), default="local", show_default=True, help="local: one process per run at a time. population: each variant's seeds train together as one batched computation. ray: one Ray task per run (needs dqnlab[ray])."),
         click.option("--address", default=None, help="Ray backend: the cluster to join (as for ray.init, e.g. auto or HEAD_IP:6379) [default: start a local Ray instance]."),
         click.option("--population-size", type=click.IntRange(min=1), default=None, help="Population backend: most seeds per population [default: each variant's seeds cut into one population per worker]. Ray backend: run populations of up to this many seeds as Ray tasks [default: one run per task]."),
         click.option("--workers", type=click.IntRange(min=1), default=None, help="Local backend: worker processes, one torch thread each. Population backend: processes training populations side by side, one torch thread each. Ray backend without --address: CPUs of the local Ray instance [default: CPU cores]."),
@@ -71,6 +71,9 @@ def compare_command(experiment_file, preset, samples, seeds, first_seed, variant
     Seed k gives every variant the same initial weights and environment starts; runs start seed-major, so a
     sweep cut short leaves whole pairs. Writes runs/, summary.json, summary.md, plots/ and a self-contained report.html.
     """
+    from dqnlab import api
+    from dqnlab.experiments.assemble import experiment_from
+
     if first_seed is not None:
         if seeds is None:
             raise DqnlabError("--first-seed needs --seeds N (the number of consecutive seeds)")
@@ -93,6 +96,8 @@ def run_sweep(start: Callable[[OnEvent], api.Compared], samples: int, out: Path,
 
     Ctrl-C exits 130, saying that finished runs are kept.
     """
+    from dqnlab.cli.display import SweepDisplay, remaining_line
+
     display = SweepDisplay(samples, out, quiet)
     with display.live:
         try:
@@ -112,6 +117,8 @@ def run_sweep(start: Callable[[OnEvent], api.Compared], samples: int, out: Path,
 @click.argument("results_dir", type=click.Path(file_okay=False))
 def report_command(results_dir):
     """Rebuild summary.json, summary.md, plots and report.html from a results directory's saved runs."""
+    from dqnlab import api
+
     sys.exit(print_conclusion(api.report(results_dir), Path(results_dir)))
 
 

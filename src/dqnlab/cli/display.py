@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from dqnlab.engine.records import EpisodeRecord, TrainResult
-from dqnlab.experiments.sweep import Remaining
 from dqnlab.experiments.events import (
     Advanced,
     Ended,
@@ -25,6 +23,10 @@ from dqnlab.experiments.events import (
     TimingAlone,
     outcome_line,
 )
+
+if TYPE_CHECKING:
+    from dqnlab.engine.records import EpisodeRecord, TrainResult
+    from dqnlab.experiments.sweep import Remaining
 
 
 class LiveDisplay:

@@ -6,11 +6,8 @@ from pathlib import Path
 
 import click
 
-from dqnlab import api
 from dqnlab.cli import cli
-from dqnlab.handset import NEURONS
-from dqnlab.probe.report import PROBE, PROBE_HTML
-from dqnlab.probe.stability import THRESHOLD
+from dqnlab.probe import THRESHOLD
 from dqnlab.reporting.formatting import fmt
 
 
@@ -29,6 +26,9 @@ def probe_command(run_dir, out, probe_set, seed, threshold):
     frames. With checkpoints (train --checkpoint-every K), also how stable
     each unit stayed.
     """
+    from dqnlab import api
+    from dqnlab.probe.report import PROBE, PROBE_HTML
+
     report = api.probe(run_dir, out, probe_set, seed, threshold)
     out = Path(out) if out else Path(run_dir) / PROBE
     for layer in report["layers"]:
@@ -52,6 +52,9 @@ def probe_command(run_dir, out, probe_set, seed, threshold):
 @click.option("--overwrite", is_flag=True, help="Replace an existing run directory at --out.")
 def handset_command(out, overwrite):
     """Write the hand-wired four-neuron CartPole network as a run directory (play it, probe it)."""
+    from dqnlab import api
+    from dqnlab.handset import NEURONS
+
     out = api.handset(out, overwrite)
     for neuron in NEURONS:
         click.echo(f"{neuron.name:>20}: {neuron.feature}")

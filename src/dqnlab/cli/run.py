@@ -8,16 +8,10 @@ import time
 from pathlib import Path
 
 import click
-import torch
 
-from dqnlab import api
 from dqnlab.cli import cli
-from dqnlab.cli.display import TrainDisplay, summary_line
 from dqnlab.cli.options import build_config, config_options
 from dqnlab.config import PRESETS, Config, config_to_json
-from dqnlab.engine.envs import time_limit_note
-from dqnlab.handset import HANDSET_STATUS
-from dqnlab.play import decision_quartiles
 
 
 @cli.command("train")
@@ -34,6 +28,12 @@ def train_command(preset, agent, config_file, overrides, env_id, samples, seed, 
 
     Writes a run directory: config.json, episodes.csv, weights.pt, result.json.
     """
+    import torch
+
+    from dqnlab import api
+    from dqnlab.cli.display import TrainDisplay, summary_line
+    from dqnlab.engine.envs import time_limit_note
+
     config = build_config(preset, agent, config_file, overrides, env_id, samples, seed, device, checkpoint_every)
     run_dir = Path(out or _default_out(config))
     spec = api.check_train(config, run_dir, save_replay, tensorboard)  # refusals before anything is written or printed
@@ -89,6 +89,10 @@ def play_command(run_dir, episodes, seed, max_steps, gif, gif_frames, device):
     The decision time goes to stderr: it changes from run to run, and stdout
     (the scores) stays the same for the same run and seed.
     """
+    from dqnlab import api
+    from dqnlab.handset import HANDSET_STATUS
+    from dqnlab.play import decision_quartiles
+
     status, played = api.play(run_dir, episodes, seed, max_steps, gif, gif_frames, device)
     results = played.episodes
     if status not in ("complete", HANDSET_STATUS):

@@ -5,16 +5,18 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from dqnlab import api
 from dqnlab.cli import cli
 from dqnlab.cli.compare import print_conclusion, run_sweep, sweep_options
 from dqnlab.errors import DqnlabError
 from dqnlab.experiments.events import OnEvent
-from dqnlab.experiments.assemble import study_from
 from dqnlab.experiments.spec import STUDIES, find_study
+
+if TYPE_CHECKING:  # imported when the command runs (cli/__init__.py)
+    from dqnlab import api
 
 
 @cli.command("study")
@@ -28,6 +30,9 @@ def study_command(name, out, backend, address, population_size, workers, time_li
     handset) then plays every complete run greedily and writes the decision times to OUT/deploy.json. A
     study with `envs` runs its experiment once per environment, one after another, into OUT/ENV.
     """
+    from dqnlab import api
+    from dqnlab.experiments.assemble import study_from
+
     if name is None:
         _list_studies()
         return
@@ -59,6 +64,8 @@ def study_command(name, out, backend, address, population_size, workers, time_li
 
 
 def _list_studies() -> None:
+    from dqnlab import api
+
     found = api.studies()
     if not found:
         raise DqnlabError(f"no study files in {STUDIES}/ (each is {STUDIES}/NAME.toml); run dqnlab study from the folder that holds it")

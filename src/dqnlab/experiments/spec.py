@@ -305,6 +305,7 @@ def timing_config(experiment: Experiment, variant_name: str) -> Config:
 
 # ---------------------------------------------------------------- studies
 
+BACKENDS = ("local", "population", "ray")  # what a sweep runs on (experiments/backends/); free of torch for --help
 STUDIES = Path("studies")  # where `dqnlab study NAME` looks, from the current directory
 
 

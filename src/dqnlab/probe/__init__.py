@@ -7,3 +7,7 @@
     pictures   frames of top-activating states, heatmaps, repurposing over training
     report     probe.json, probe.md, probe.html and the PNGs
 """
+
+# A unit whose activation pattern correlates below this with the previous checkpoint's is repurposed
+# (stability.py); here, free of torch, so that `dqnlab probe --help` can show it.
+THRESHOLD = 0.5

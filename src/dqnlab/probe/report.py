@@ -26,7 +26,8 @@ from dqnlab.networks import load_run_network
 from dqnlab.probe import pictures
 from dqnlab.probe.frames import Screen, channel_counts, screen_of
 from dqnlab.probe.probeset import SOURCES, ProbeSet, build_probe_set, responses
-from dqnlab.probe.stability import NEAR_SILENT, NULL_SEED, THRESHOLD, Stability, stability
+from dqnlab.probe import THRESHOLD
+from dqnlab.probe.stability import NEAR_SILENT, NULL_SEED, Stability, stability
 from dqnlab.probe.units import CARTPOLE_VARIABLES, describe, most_selective, strongest, unit_stats
 from dqnlab.reporting.blocks import Bullets, Figure, Heading, Paragraph, Table, blocks_html, blocks_markdown
 from dqnlab.reporting.figures import save_figures

@@ -42,13 +42,13 @@ import torch
 
 from dqnlab.engine.network import QNetwork
 from dqnlab.networks import load_network
+from dqnlab.probe import THRESHOLD
 from dqnlab.probe.frames import screen_of
 from dqnlab.probe.probeset import ProbeSet, activations
 from dqnlab.rundir.layout import WEIGHTS
 from dqnlab.rundir.reading import checkpoints
 from dqnlab.rundir.weights import read_weights
 
-THRESHOLD = 0.5
 NEAR_SILENT = 0.01  # a unit firing on < 1% of probe states (~100 of 10,000) is not counted: too few states for a correlation
 NULL_SEED = 0  # interval i's noise comes from torch.Generator().manual_seed(NULL_SEED + i): the null repeats exactly
 LIVE, NEAR, DEAD = 0, 1, 2  # unit classes

@@ -17,10 +17,9 @@ from typing import Any, ContextManager, Iterator, Protocol
 
 from dqnlab.errors import DqnlabError
 from dqnlab.experiments.events import OnEvent
+from dqnlab.experiments.spec import BACKENDS
 from dqnlab.experiments.runner import RunTask, TimeLimit, paired_first
 from dqnlab.runtime import resolve_device
-
-NAMES = ("local", "population", "ray")
 
 
 class Backend(Protocol):
@@ -129,8 +128,8 @@ def _on_this_machine(devices: set[str]) -> Iterator[None]:
 
 def make_backend(name: str, workers: int, population_size: int | None = None, address: str | None = None) -> Backend:
     """The backend named `name` ("local", "population" or "ray") with the CLI's meaning of each option."""
-    if name not in NAMES:
-        raise DqnlabError(f"unknown backend {name!r}; choose one of: {', '.join(NAMES)}")
+    if name not in BACKENDS:
+        raise DqnlabError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
     if population_size is not None and name == "local":
         raise DqnlabError("--population-size applies to --backend population or ray only")
     if address is not None and name != "ray":

@@ -1,0 +1,55 @@
+"""`dqnlab --help` and `dqnlab VERB --help` answer without loading torch, matplotlib or Gymnasium.
+
+What is asserted is which modules load (Python's `-X importtime` lists every one), not how long they take:
+the time is measured in benchmarks/bench_startup.py.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from dqnlab.cli import cli
+
+HEAVY = ("torch", "matplotlib", "gymnasium", "dqnlab.api")
+
+
+def loaded_modules(*args: str) -> tuple[set[str], str]:
+    """Every module a fresh `python -X importtime ARGS` imported, and its stdout."""
+    done = subprocess.run([sys.executable, "-X", "importtime", *args], capture_output=True, text=True, check=True)
+    names = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    return names - {"package"}, done.stdout  # "package": the header line's last column
+
+
+def heavy(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if m in HEAVY or m.startswith(tuple(h + "." for h in HEAVY)))
+
+
+def test_the_import_listing_sees_torch_when_it_loads():
+    """The check below can fail: importing the library's API does load the heavy libraries."""
+    modules, _ = loaded_modules("-c", "import dqnlab.api")
+    assert {"torch", "matplotlib", "gymnasium", "dqnlab.api"} <= set(heavy(modules))
+
+
+@pytest.mark.parametrize("verb", [None, *sorted(cli.commands)])
+def test_help_loads_none_of_the_heavy_libraries(verb):
+    args = ["-m", "dqnlab", *([verb] if verb else []), "--help"]
+    modules, stdout = loaded_modules(*args)
+    assert stdout.startswith(f"Usage: dqnlab {verb or ''}".rstrip()), stdout
+    assert "dqnlab.cli" in modules
+    assert heavy(modules) == []
+
+
+def test_a_usage_error_loads_none_of_the_heavy_libraries():
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "dqnlab", "train", "--preset", "nope"],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 2
+    assert "error: Invalid value for '--preset'" in done.stderr
+    names = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert heavy(names) == []
+
+
+def test_every_verb_is_listed():
+    assert set(cli.commands) == {"train", "play", "config", "presets", "compare", "report", "study", "probe", "handset"}
