@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from dqnlab.analysis.report import build_report
 from dqnlab.config import Config
 from dqnlab.engine.envs import make_env
 from dqnlab.engine.records import EpisodeRecord, TrainResult
@@ -132,6 +131,8 @@ def compare_sweep(experiment: Experiment, out: str | Path, workers: int, backend
         behaviour_network(experiment.config(variant, experiment.seeds[0]))
 
     def finish(path: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        from dqnlab.analysis.report import build_report  # matplotlib: loaded by the commands that report, not by train
+
         summary = build_report(path)
         return summary, _deploy(experiment, path, play) if play is not None and not limit.reached else None
 
@@ -193,6 +194,8 @@ def studies(folder: str | Path = STUDIES) -> dict[str, str]:
 
 def report(results_dir: str | Path) -> dict[str, Any]:
     """Rebuild summary.json, summary.md, plots and report.html from a results directory's runs; returns the summary."""
+    from dqnlab.analysis.report import build_report
+
     with output_dir(results_dir, "results", "dqnlab report", keep=True, create=False):
         return build_report(results_dir)
 

@@ -96,10 +96,12 @@ class QNetwork(nn.Module):
         super().__init__()
         self.shape = Shape(obs_dim, n_actions, tuple(hidden), tuple(conv), None if frame is None else tuple(frame))
         sizes = self.shape.conv_sizes()
-        # skip_init: no draw from the global RNG here; `init_weights` draws
-        # from the run's own generator instead.
-        convs = [nn.utils.skip_init(nn.Conv2d, c_in, c_out, KERNEL) for (_, _, c_in), (_, _, c_out) in zip(sizes[:-1], sizes[1:])]
-        linears = [nn.utils.skip_init(nn.Linear, fan_in, fan_out) for fan_in, fan_out, _ in self.shape.layers()[len(conv):]]
+        # The layers' own initialisation draws from the global RNG, whose state is put back as it was:
+        # `init_weights` then draws from the run's own generator. (nn.utils.skip_init would skip the draw,
+        # but its meta-device route imports sympy, half a second of every command's start.)
+        with torch.random.fork_rng(devices=[]):
+            convs = [nn.Conv2d(c_in, c_out, KERNEL) for (_, _, c_in), (_, _, c_out) in zip(sizes[:-1], sizes[1:])]
+            linears = [nn.Linear(fan_in, fan_out) for fan_in, fan_out, _ in self.shape.layers()[len(conv):]]
         self.layers = nn.ModuleList(convs + linears)
         self.obs_dim, self.n_actions, self.hidden, self.conv = obs_dim, n_actions, tuple(hidden), tuple(conv)
 
