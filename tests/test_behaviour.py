@@ -168,9 +168,10 @@ def test_a_stream_whose_last_transition_ends_an_episode_trains_to_its_end(agent)
     """The loop resets an episode that ends on the budget's last sample; the stream has nothing after it."""
     stream = play_stream([shadow(agent, "random", 5)], torch.device("cpu"))
     last = int(torch.nonzero(stream.terminated[:, 0])[3, 0]) + 1  # the 4th episode's end, as a budget
-    config = shadow(agent, "random", 5, f"run.samples={last}", "run.eval_every=1")
+    config = shadow(agent, "random", 5, f"run.samples={last}", f"run.eval_every={last}")  # one evaluation, at the end
     result = train(config, stream=stream.rows(0, last))
     assert result.samples == last and len(result.episodes) == 4 and result.unfinished_length == 0
+    assert [e.samples for e in result.evaluations] == [last]
     recorded_here = train(config)  # the same, recording its own stream
     assert [e.score for e in recorded_here.episodes] == [e.score for e in result.episodes]
 
