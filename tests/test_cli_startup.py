@@ -28,8 +28,8 @@ def heavy(modules: set[str]) -> list[str]:
 
 
 def test_the_import_listing_sees_torch_when_it_loads():
-    """The check below can fail: importing the library's API does load the heavy libraries."""
-    modules, _ = loaded_modules("-c", "import dqnlab.api")
+    """The checks below can fail: the library's API and its report do load the heavy libraries."""
+    modules, _ = loaded_modules("-c", "import dqnlab.api, dqnlab.analysis.report")
     assert {"torch", "matplotlib", "gymnasium", "dqnlab.api"} <= set(heavy(modules))
 
 
@@ -42,13 +42,17 @@ def test_help_loads_none_of_the_heavy_libraries(verb):
     assert heavy(modules) == []
 
 
-def test_a_usage_error_loads_none_of_the_heavy_libraries():
-    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "dqnlab", "train", "--preset", "nope"],
-                          capture_output=True, text=True)  # fmt: skip
+@pytest.mark.parametrize("args, message", [
+    (["train", "--preset", "nope"], "error: Invalid value for '--preset'"),  # click's
+    (["train", "--set", "learner.lr=abc"], "error: learner.lr='abc' is not a TOML literal"),  # the configuration's
+    (["config", "--set", "learner.nope=1"], "error: unknown key learner.nope"),
+])  # fmt: skip
+def test_a_mistake_in_the_settings_is_refused_before_the_heavy_libraries_load(args, message):
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "dqnlab", *args], capture_output=True, text=True)
     assert done.returncode == 2
-    assert "error: Invalid value for '--preset'" in done.stderr
+    assert message in done.stderr
     names = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
-    assert heavy(names) == []
+    assert "dqnlab.config" in names and heavy(names) == []
 
 
 def test_every_verb_is_listed():

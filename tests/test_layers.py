@@ -1,4 +1,4 @@
-"""The package's layers import downward only (see the README's Layout), and reading results never loads training."""
+"""The package's layers import downward only (see docs/layout.md), and reading results never loads training."""
 
 from __future__ import annotations
 

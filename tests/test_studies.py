@@ -1,4 +1,4 @@
-"""The shipped study files: each resolves, holds what the README says it holds, and runs at a tiny budget."""
+"""The shipped study files: each resolves, holds what its page in docs/studies says it holds, and runs at a tiny budget."""
 
 from __future__ import annotations
 

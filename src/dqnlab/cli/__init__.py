@@ -4,7 +4,7 @@ Defining the commands imports no heavy library: `dqnlab --help` and `dqnlab VERB
 matplotlib nor Gymnasium (tests/test_cli_startup.py). A command imports `dqnlab.api` and the rest when it runs.
 
 User mistakes (DqnlabError, click usage errors) print one line and exit 2;
-see the README ("When things go wrong") for every exit code.
+see docs/troubleshooting.md ("When things go wrong") for every exit code.
 """
 
 from __future__ import annotations

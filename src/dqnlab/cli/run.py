@@ -28,13 +28,13 @@ def train_command(preset, agent, config_file, overrides, env_id, samples, seed, 
 
     Writes a run directory: config.json, episodes.csv, weights.pt, result.json.
     """
-    import torch
+    config = build_config(preset, agent, config_file, overrides, env_id, samples, seed, device, checkpoint_every)
+    import torch  # after the settings are checked: a mistake there is refused before torch loads
 
     from dqnlab import api
     from dqnlab.cli.display import TrainDisplay, summary_line
     from dqnlab.engine.envs import time_limit_note
 
-    config = build_config(preset, agent, config_file, overrides, env_id, samples, seed, device, checkpoint_every)
     run_dir = Path(out or _default_out(config))
     spec = api.check_train(config, run_dir, save_replay, tensorboard)  # refusals before anything is written or printed
     if threads is not None:

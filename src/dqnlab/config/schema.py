@@ -33,6 +33,7 @@ MIN_UPDATES_PER_STEP = 1e-6
 
 @dataclass(frozen=True)
 class EnvConfig:
+    # Any Gymnasium id with a Discrete action space and a flat Box observation or binary frames (MinAtar's).
     id: str = "CartPole-v1"
     # None: no time limit. The tutorial plays `gym.make("CartPole-v1").unwrapped`,
     # so an episode only ends when the pole falls or the cart leaves the track.
@@ -60,21 +61,21 @@ class LearnerConfig:
     epsilon: float = 0.1  # constant: a uniformly random action 10% of the time
     # "full": gradients flow through max Q(s') as in the tutorial's code (it
     # never detaches the target). "semi": the target is a constant, as in
-    # standard DQN (Mnih et al. 2015). See docs in the README.
+    # standard DQN (Mnih et al. 2015). See "Where the tutorial differs from standard DQN" (docs/configuration.md).
     td_gradient: str = "full"
     loss: str = "mse"  # "mse" as in the tutorial; "huber" as in Mnih et al. 2015
     # None: epsilon stays constant, as in the tutorial. A number: epsilon falls
     # linearly from `epsilon` to this over the first `epsilon_decay_samples`
     # samples, then stays there (standard DQN anneals it).
     epsilon_final: float | None = None
-    epsilon_decay_samples: int = 10_000
+    epsilon_decay_samples: int = 10_000  # samples over which epsilon falls to epsilon_final
     # The network the bootstrap reads Q(s') from. "none": the online network
     # itself (the tutorial). "hard": a copy, refreshed every `target_every` learn
     # steps (Mnih et al. 2015). "polyak": a copy moved towards the online
     # network by `target_tau` after every learn step (Lillicrap et al. 2016).
     target_update: str = "none"
-    target_every: int = 500
-    target_tau: float = 0.005
+    target_every: int = 500  # learn steps between hard copies
+    target_tau: float = 0.005  # Polyak's tau: target <- tau online + (1 - tau) target after every learn step
     # Double DQN (van Hasselt et al. 2016): the online network picks a', the
     # target network evaluates it (without one, the online network under no-grad,
     # which is then the plain max).
@@ -95,7 +96,7 @@ class ReplayConfig:
     # None: every transition of the sample budget is kept (the tutorial's list
     # never evicts). An int bounds the ring; the oldest transition is replaced.
     capacity: int | None = None
-    batch_size: int = 64
+    batch_size: int = 64  # transitions per learn step
     warmup: int = 64  # learning starts once the memory holds this many
     with_replacement: bool = True  # the tutorial's `random.choices`
     updates_per_step: float = 1.0  # learn steps per environment step; 0.25 = every 4th
@@ -105,9 +106,9 @@ class ReplayConfig:
     # rising linearly from `priority_beta` to 1 at the end of the budget. Their
     # Atari values: alpha 0.6, beta 0.4.
     prioritized: bool = False
-    priority_alpha: float = 0.6
-    priority_beta: float = 0.4
-    priority_epsilon: float = 1e-6
+    priority_alpha: float = 0.6  # how strongly priorities shape the draws (0: uniform)
+    priority_beta: float = 0.4  # importance-weight exponent at the start, rising linearly to 1 at the end of the budget
+    priority_epsilon: float = 1e-6  # added to |TD error| so every transition stays drawable
     # Combined experience replay (Zhang & Sutton 2017): every batch's last
     # transition is the newest one stored, the other B - 1 drawn as usual.
     combined: bool = False
@@ -115,7 +116,7 @@ class ReplayConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    seed: int = 0
+    seed: int = 0  # one integer for weights, resets, exploration and replay draws
     samples: int = 50_000  # environment transitions; the tutorial compares at 50,000
     device: str = "cpu"  # "cpu", "cuda" or "cuda:N"
     checkpoint_every: int | None = None  # save weights every K samples; None: never
@@ -175,7 +176,7 @@ PRESETS: dict[str, tuple[str, Config]] = {
     ),
     "quick": (
         "the tutorial's algorithm on a 64x64 network with lr 1e-3 and 20,000 samples: "
-        "small enough for 20 paired seeds of both agents in minutes on 2 cores (README: how it was chosen)",
+        "small enough for 20 paired seeds of both agents in minutes on 2 cores (docs: Comparing agents, how it was chosen)",
         Config(
             preset="quick",
             network=NetworkConfig(hidden=(64, 64)),
