@@ -132,6 +132,6 @@ def print_conclusion(summary: dict, out: Path, deferred: int = 0) -> int:
     left_out = runs["total"] - runs["used"] - runs["diverged"] - deferred
     if left_out > 0:
         click.echo(f"{left_out} of {runs['total']} runs failed or are left out of the comparison (the report's "
-                   f"Runs section says why); exit code {LEFT_OUT_EXIT}", err=True)  # fmt: skip
+                   f"Experiment section says why); exit code {LEFT_OUT_EXIT}", err=True)  # fmt: skip
         return LEFT_OUT_EXIT
     return 0
