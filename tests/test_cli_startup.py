@@ -16,11 +16,18 @@ from dqnlab.cli import cli
 HEAVY = ("torch", "matplotlib", "gymnasium", "dqnlab.api")
 
 
-def loaded_modules(*args: str) -> tuple[set[str], str]:
-    """Every module a fresh `python -X importtime ARGS` imported, and its stdout."""
-    done = subprocess.run([sys.executable, "-X", "importtime", *args], capture_output=True, text=True, check=True)
+def importing(*args: str) -> tuple[set[str], subprocess.CompletedProcess]:
+    """Every module a fresh `python -X importtime ARGS` imported, and the finished process."""
+    done = subprocess.run([sys.executable, "-X", "importtime", *args], capture_output=True, text=True)
     names = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
-    return names - {"package"}, done.stdout  # "package": the header line's last column
+    return names - {"package"}, done  # "package": the header line's last column
+
+
+def loaded_modules(*args: str) -> tuple[set[str], str]:
+    """As `importing`, for a process that must succeed: the modules and its stdout."""
+    names, done = importing(*args)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return names, done.stdout
 
 
 def heavy(modules: set[str]) -> list[str]:
@@ -48,10 +55,9 @@ def test_help_loads_none_of_the_heavy_libraries(verb):
     (["config", "--set", "learner.nope=1"], "error: unknown key learner.nope"),
 ])  # fmt: skip
 def test_a_mistake_in_the_settings_is_refused_before_the_heavy_libraries_load(args, message):
-    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "dqnlab", *args], capture_output=True, text=True)
+    names, done = importing("-m", "dqnlab", *args)
     assert done.returncode == 2
     assert message in done.stderr
-    names = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
     assert "dqnlab.config" in names and heavy(names) == []
 
 
