@@ -1,6 +1,6 @@
 """The whole `dqnlab train` command against the tutorial's whole script, as a user runs them.
 
-Each cell is a fresh process timed from outside (bench_startup.timed): the
+Each cell is a fresh process timed from outside (bench_startup.process_seconds): the
 tutorial's program (benchmarks/tutorial_script.py, the printed code with a
 budget) and `python -m dqnlab train --preset tutorial --agent AGENT
 --samples S --out ...`, both with torch's default threads, both printing
@@ -18,20 +18,16 @@ import argparse
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from bench_startup import ROOT, timed
+from bench_startup import ROOT, process_seconds, timed
 
 
 def tutorial_seconds(agent: str, samples: int, scratch: Path) -> float:
-    command = [sys.executable, str(ROOT / "benchmarks" / "tutorial_script.py"), "--agent", agent, "--samples", str(samples)]
-    start = time.monotonic()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, cwd=scratch)
-    return time.monotonic() - start
+    script = ROOT / "benchmarks" / "tutorial_script.py"
+    return process_seconds([sys.executable, str(script), "--agent", agent, "--samples", str(samples)], scratch)
 
 
 def main() -> None:

@@ -35,9 +35,13 @@ def timed(src: Path, args: list[str], scratch: Path) -> float:
     """Seconds one fresh process takes to run `python -m dqnlab ARGS` with `src` first on its path."""
     out = scratch / f"run-{time.monotonic_ns()}"
     env = {**os.environ, "PYTHONPATH": str(src)}
-    command = [sys.executable, "-m", "dqnlab", *(a.format(out=out) for a in args)]
+    return process_seconds([sys.executable, "-m", "dqnlab", *(a.format(out=out) for a in args)], scratch, env)
+
+
+def process_seconds(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
+    """Seconds one fresh process of `command` takes, exec to exit, its stdout discarded."""
     start = time.monotonic()
-    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, cwd=scratch)
+    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, cwd=cwd)
     return time.monotonic() - start
 
 
