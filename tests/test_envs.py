@@ -22,16 +22,17 @@ def test_reset_states_are_gymnasiums():
         assert np.array_equal(cartpole.initial_state(reset_seed).astype(np.float32), obs)
 
 
-@pytest.mark.parametrize("kind", ["numpy", "torch"])
-def test_dynamics_match_gymnasium_over_random_trajectories(kind):
-    """512 carts from random states (some far off-centre) with random actions, until each terminates.
+@pytest.mark.parametrize(("kind", "n"), [("numpy", 512), ("numpy", cartpole.SCALAR_BELOW - 1), ("torch", 512)])
+def test_dynamics_match_gymnasium_over_random_trajectories(kind, n):
+    """n carts from random states (some far off-centre) with random actions, until each terminates.
 
-    NumPy (the engine's CPU path) gives Gymnasium's float64 states bit for bit:
-    its sin and cos round as Python's `math` does. Torch's (a GPU's path) may
-    round its sin and cos apart in the last bit, so its observations agree within 1e-6.
+    NumPy arrays (the engine's CPU path: as arrays from SCALAR_BELOW carts, one
+    cart at a time below) give Gymnasium's float64 states bit for bit, with
+    `math`'s sin and cos as Gymnasium's. Torch's (a GPU's path) may round its
+    sin and cos apart in the last bit, so its observations agree within 1e-6.
     """
     rng = np.random.default_rng(7)
-    n, steps = 512, 400
+    steps = 400
     start = rng.uniform(-0.05, 0.05, size=(n, 4))  # (N, 4)
     start[: n // 2] *= rng.uniform(1, 40, size=(n // 2, 1))  # wide states reach every bound
     actions = rng.integers(2, size=(steps, n))  # (T, N)
