@@ -9,7 +9,7 @@ of 64, the tutorial's full gradient), the same seeded TD updates three ways:
   each layer's gradients, which are copied into the kernel's flat gradient
   and stepped by the kernel's Adam;
 - compiled: that function through `torch.compile(fullgraph=True,
-  dynamic=False)` with inductor (--mode), its Adam as eager's.
+  dynamic=False)` with inductor (each of --modes), its Adam as eager's.
 
 The kernel itself does not compile: dynamo refuses its `out=` writes into
 strided views of the flat gradient (N > 1), and inductor fails on
@@ -35,9 +35,6 @@ import tempfile
 import time
 
 import torch
-
-WAYS = ("kernel", "eager", "compiled")
-
 
 def gradients(weights, biases, obs, next_obs, action, reward, terminated, gamma: float):
     """Each member's mean squared TD error (N,) and the gradients of their sum, layer by layer [(dW, db), ...].
@@ -117,19 +114,18 @@ def cell(way: str, members: int, mode: str, updates: int, warmup: int, repeats: 
             step.optimizer.step()
             return losses
 
-    order = iter(range(10**9))
     start = time.perf_counter()
-    update(batches[next(order) % 16])
+    update(batches[0])
     first = time.perf_counter() - start
-    for _ in range(warmup):
-        update(batches[next(order) % 16])
-    timings = []
+    for k in range(1, 1 + warmup):
+        update(batches[k % 16])
+    timings, done = [], 1 + warmup
     for _ in range(repeats):
         start = time.perf_counter()
-        for _ in range(updates):
-            update(batches[next(order) % 16])
+        for k in range(done, done + updates):
+            update(batches[k % 16])
         timings.append((time.perf_counter() - start) / updates)
-    done = 1 + warmup + repeats * updates
+        done += updates
     reference, reference_step = learner()
     for k in range(done):
         reference_step(batches[k % 16])

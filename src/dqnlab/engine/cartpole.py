@@ -70,9 +70,17 @@ def step_floats(state: np.ndarray, action: np.ndarray) -> tuple[np.ndarray, np.n
     return np.array(moved, dtype=np.float64).reshape(-1, OBS_DIM), np.array(terminated, dtype=np.bool_)  # (N, 4), (N,)
 
 
-def step_arrays(state: np.ndarray, action: np.ndarray, cos=None, sin=None) -> tuple[np.ndarray, np.ndarray]:
+def _cos(angles: np.ndarray) -> np.ndarray:
+    return np.array(list(map(math.cos, angles.tolist())))  # (N,) float64, math's roundings
+
+
+def _sin(angles: np.ndarray) -> np.ndarray:
+    return np.array(list(map(math.sin, angles.tolist())))  # (N,) float64
+
+
+def step_arrays(state: np.ndarray, action: np.ndarray, cos=_cos, sin=_sin) -> tuple[np.ndarray, np.ndarray]:
     """`step` on NumPy arrays, each variable a column (N,), with `math`'s cos and sin unless others are given."""
-    moved = _euler(*state.T, action, cos or _cos, sin or _sin)  # 4 x (N,)
+    moved = _euler(*state.T, action, cos, sin)  # 4 x (N,)
     return np.stack(moved, axis=1), _out_of_bounds(moved[0], moved[2])  # (N, 4), (N,)
 
 
@@ -84,14 +92,6 @@ def _euler(x, x_dot, theta, theta_dot, action, cos=math.cos, sin=math.sin):
     thetaacc = (GRAVITY * sintheta - costheta * temp) / (LENGTH * (4.0 / 3.0 - MASS_POLE * (costheta * costheta) / TOTAL_MASS))
     xacc = temp - POLEMASS_LENGTH * thetaacc * costheta / TOTAL_MASS
     return x + TAU * x_dot, x_dot + TAU * xacc, theta + TAU * theta_dot, theta_dot + TAU * thetaacc
-
-
-def _cos(angles: np.ndarray) -> np.ndarray:
-    return np.array(list(map(math.cos, angles.tolist())))  # (N,) float64, math's roundings
-
-
-def _sin(angles: np.ndarray) -> np.ndarray:
-    return np.array(list(map(math.sin, angles.tolist())))  # (N,) float64
 
 
 def _out_of_bounds(x, theta):
